@@ -1,0 +1,17 @@
+"""entrosel: select training data for language models through the compression view of data."""
+from entrosel.commands.data import export_sharegpt
+from entrosel.commands.measure import measure, measure_one
+from entrosel.commands.score import score_compression
+from entrosel.commands.select import select_zip_to_file, write_selection
+from entrosel.errors import InputError
+from entrosel.formats import Renderer, RenderError, Serialization, render_text, serialize
+from entrosel.io import Record, Rejects, read_records, write_records
+from entrosel.scoring.compression import Compressor, compression_ratio
+from entrosel.selection.zip import ZipSelector, select_zip
+
+__version__ = "0.1.0"
+
+__all__ = ["Compressor", "InputError", "Record", "Rejects", "RenderError", "Renderer",
+           "Serialization", "ZipSelector", "compression_ratio", "export_sharegpt", "measure",
+           "measure_one", "read_records", "render_text", "score_compression", "select_zip",
+           "select_zip_to_file", "serialize", "write_records", "write_selection"]

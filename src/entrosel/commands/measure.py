@@ -1,0 +1,48 @@
+"""``entrosel measure``: the compression ratio of each data set as a whole (the entropy law's R)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from entrosel.io.records import Rejects
+from entrosel.pool import InputOptions, Source, iter_records, serialized_records
+from entrosel.progress import Progress
+from entrosel.scoring.compression import DEFAULT_LEVEL, Compressor, StreamMeasure
+
+
+def measure_one(source: Source, *, input_format: str | None = None, serialize: str = "text",
+                text_field: str | None = None, template: str | None = None,
+                compressor: str = "zlib", level: int = DEFAULT_LEVEL, on_error: str = "raise",
+                rejects: Rejects | None = None, progress: bool | None = None) -> dict[str, Any]:
+    """``records``, ``bytes``, ``compressed_bytes`` and ``compression_ratio`` of the whole set.
+
+    With ``serialize="repr"`` and zlib the ratio is exactly
+    ``len(s) / len(zlib.compress(s, level))`` for ``s = str(records).encode()``: the set is
+    compressed as one stream, fed record by record.
+    """
+    options = InputOptions(input_format, serialize, text_field, template, on_error)
+    framing = options.serialization.framing
+    rejects = rejects if rejects is not None else Rejects(on_error)
+    meter = StreamMeasure(Compressor(compressor, level))
+    meter.feed(framing.open)
+    records = 0
+    with Progress("measuring", unit=" records", enabled=progress) as bar:
+        for _, item in serialized_records(iter_records(source, input_format, rejects),
+                                          options.serialization, rejects):
+            meter.feed(framing.sep + item if records else item)
+            records += 1
+            bar.update()
+    meter.feed(framing.close)
+    r = meter.finish()
+    name = str(source) if isinstance(source, (str, os.PathLike)) else "<records>"
+    return {"input": name, "records": records, "rejected": len(rejects), "bytes": meter.bytes,
+            "compressed_bytes": meter.compressed_bytes, "compression_ratio": r,
+            "serialize": serialize, "compressor": compressor, "level": level}
+
+
+def measure(inputs: Iterable[Source] | Source, **options: Any) -> list[dict[str, Any]]:
+    """:func:`measure_one` for each input."""
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    return [measure_one(source, **options) for source in inputs]

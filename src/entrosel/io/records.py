@@ -1,0 +1,66 @@
+"""The record as it travels through entrosel, and what happens to bad ones."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from entrosel.errors import InputError
+from entrosel.io.atomic import atomic_path
+
+OnError = Literal["raise", "skip"]
+
+
+@dataclass(slots=True)
+class Record:
+    """One input row: its parsed fields plus where it came from.
+
+    ``data`` is exactly what the format's parser returned (for JSON, ``json.loads``,
+    key order kept). ``raw`` holds the original bytes of a JSONL line so that a JSONL
+    output repeats them verbatim.
+    """
+
+    index: int
+    data: dict[str, Any]
+    path: str
+    line: int | None = None
+    raw: bytes | None = None
+
+    def error(self, reason: str) -> InputError:
+        return InputError(f"record {self.index}: {reason}", self.path, self.line, self.index)
+
+
+@dataclass
+class Rejects:
+    """Policy for bad records: ``raise`` stops the run, ``skip`` remembers and goes on."""
+
+    on_error: OnError = "raise"
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.on_error not in ("raise", "skip"):
+            raise InputError(f"--on-error must be 'raise' or 'skip', not {self.on_error!r}")
+
+    def reject(self, error: InputError, raw: str | None = None) -> None:
+        if self.on_error == "raise":
+            raise error
+        self.rejected.append({"index": error.index, "path": error.path, "line": error.line,
+                              "reason": error.reason, "raw": raw})
+
+    def __len__(self) -> int:
+        return len(self.rejected)
+
+    def write(self, path: str | Path) -> Path | None:
+        """Write the rejected records as JSONL (nothing is written when there are none)."""
+        if not self.rejected:
+            return None
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            for row in self.rejected:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return Path(path)
+
+
+def rejects_path(output: str | Path) -> Path:
+    """Where ``--on-error skip`` writes rejected records for an output: ``OUTPUT.rejects.jsonl``."""
+    return Path(f"{output}.rejects.jsonl")

@@ -1,0 +1,125 @@
+"""Writers: records (or plain rows of scores) out, atomically, in the order given.
+
+A record read from JSONL is written back as its original bytes; other formats write the
+parsed values, so keys, their order and values come out as they went in.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from entrosel.errors import InputError
+from entrosel.io.atomic import atomic_path
+from entrosel.io.readers import _SUFFIXES, INPUT_FORMATS, _import, detect_format
+from entrosel.io.records import Record
+
+OUTPUT_FORMATS = INPUT_FORMATS
+
+
+def output_format_for(path: str | Path) -> str:
+    """The format to write ``path`` in: from its extension; a name with none is a HF folder."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in _SUFFIXES:
+        return _SUFFIXES[suffix]
+    if suffix == "":
+        return "hf"
+    raise InputError(f"cannot tell the output format from {p.name!r}; use one of "
+                     ".jsonl .json .csv .parquet, or a folder name for a Hugging Face dataset", p)
+
+
+def write_records(records: Iterable[Record | Mapping[str, Any]], path: str | Path,
+                  output_format: str | None = None, like: str | Path | None = None) -> int:
+    """Write ``records`` to ``path`` atomically; returns how many were written.
+
+    ``like`` names the input the records came from: a Parquet or HF output then keeps its
+    schema (column types, nullability) instead of inferring a new one.
+    """
+    fmt = output_format or output_format_for(path)
+    if fmt not in _WRITERS:
+        raise InputError(f"unknown output format {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
+    with atomic_path(path) as tmp:
+        return _WRITERS[fmt](records, tmp, like)
+
+
+def _data(record: Record | Mapping[str, Any]) -> Mapping[str, Any]:
+    return record.data if isinstance(record, Record) else record
+
+
+def _write_jsonl(records, path: Path, like) -> int:
+    n = 0
+    with open(path, "wb") as f:
+        for r in records:
+            if isinstance(r, Record) and r.raw is not None:
+                f.write(r.raw)
+            else:
+                f.write(json.dumps(_data(r), ensure_ascii=False).encode("utf-8"))
+            f.write(b"\n")
+            n += 1
+    return n
+
+
+def _write_json(records, path: Path, like) -> int:
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("[")
+        for r in records:
+            f.write(",\n" if n else "\n")
+            f.write(json.dumps(_data(r), ensure_ascii=False))
+            n += 1
+        f.write("\n]\n" if n else "]\n")
+    return n
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _write_csv(records, path: Path, like) -> int:
+    rows = [_data(r) for r in records]
+    fields: dict[str, None] = {}
+    for row in rows:
+        fields.update(dict.fromkeys(row))
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(fields)
+        for row in rows:
+            writer.writerow([_csv_cell(row.get(k)) for k in fields])
+    return len(rows)
+
+
+def _source_schema(like, fmt: str):
+    if like is None or detect_format(like) != fmt:
+        return None
+    if fmt == "parquet":
+        return _import("pyarrow.parquet", "parquet").read_schema(like)
+    return _import("datasets", "hf").load_from_disk(str(like)).features
+
+
+def _write_parquet(records, path: Path, like) -> int:
+    pa = _import("pyarrow", "parquet")
+    pq = _import("pyarrow.parquet", "parquet")
+    rows = [dict(_data(r)) for r in records]
+    schema = _source_schema(like, "parquet")
+    table = pa.Table.from_pylist(rows, schema=schema)
+    pq.write_table(table, path)
+    return len(rows)
+
+
+def _write_hf(records, path: Path, like) -> int:
+    datasets = _import("datasets", "hf")
+    rows = [dict(_data(r)) for r in records]
+    features = _source_schema(like, "hf")
+    ds = datasets.Dataset.from_list(rows, features=features)
+    ds.save_to_disk(str(path))
+    return len(rows)
+
+
+_WRITERS = {"jsonl": _write_jsonl, "json": _write_json, "csv": _write_csv,
+            "parquet": _write_parquet, "hf": _write_hf}

@@ -1,0 +1,172 @@
+"""The pool: input records read, rendered and serialized, ready to score or select from.
+
+Each sample's serialized bytes go into one file-backed buffer that worker processes map
+into memory, so N workers share one copy of the pool instead of holding N.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import numpy as np
+
+from entrosel.formats.render import Renderer, RenderError
+from entrosel.formats.serialize import Serialization
+from entrosel.io.readers import read_records
+from entrosel.io.records import OnError, Record, Rejects
+
+Source = str | os.PathLike | Iterable[Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    """How to read an input and turn its records into bytes (the CLI's shared options)."""
+
+    input_format: str | None = None
+    serialize: str = "text"
+    text_field: str | None = None
+    template: str | None = None
+    on_error: OnError = "raise"
+
+    @property
+    def serialization(self) -> Serialization:
+        return Serialization(self.serialize, Renderer(self.text_field, self.template))
+
+
+def iter_records(source: Source, input_format: str | None = None,
+                 rejects: Rejects | None = None) -> Iterator[Record]:
+    """Records of a path, or of an in-memory iterable of dicts (index = position)."""
+    if isinstance(source, (str, os.PathLike)):
+        yield from read_records(source, input_format, rejects)
+        return
+    for i, data in enumerate(source):
+        if not isinstance(data, Mapping):
+            raise TypeError(f"record {i} is a {type(data).__name__}, not a mapping")
+        yield Record(i, dict(data), "<records>")
+
+
+def serialized_records(records: Iterable[Record], serialization: Serialization,
+                       rejects: Rejects) -> Iterator[tuple[Record, bytes]]:
+    """Each record with its serialized bytes; records without text go to ``rejects``."""
+    for record in records:
+        try:
+            item = serialization.item(record.data)
+        except RenderError as e:
+            rejects.reject(record.error(str(e)), _raw_text(record))
+            continue
+        yield record, item
+
+
+def _raw_text(record: Record) -> str:
+    if record.raw is not None:
+        return record.raw.decode("utf-8", "replace")
+    return repr(record.data)[:10_000]
+
+
+@dataclass(frozen=True)
+class PoolItems:
+    """Picklable view of the pool's bytes: a file and the offsets of each item in it."""
+
+    path: str
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def open(self) -> "OpenItems":
+        return OpenItems(self)
+
+
+class OpenItems:
+    """The pool's bytes mapped into this process."""
+
+    def __init__(self, view: PoolItems) -> None:
+        self.offsets = view.offsets
+        size = int(view.offsets[-1])
+        if size == 0:
+            self._buf: bytes | mmap.mmap = b""
+        else:
+            with open(view.path, "rb") as f:
+                self._buf = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
+
+    def __getitem__(self, i: int) -> bytes:
+        return self._buf[self.offsets[i]:self.offsets[i + 1]]
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+
+class Pool:
+    """Serialized samples with their input row index and id, in input order."""
+
+    def __init__(self, items: PoolItems, index: np.ndarray, ids: list[Any], workdir: str) -> None:
+        self.items = items
+        self.index = index
+        self.ids = ids
+        self._workdir = workdir
+        self._open: OpenItems | None = None
+
+    @classmethod
+    def build(cls, pairs: Iterable[tuple[Record, bytes]]) -> "Pool":
+        workdir = tempfile.mkdtemp(prefix="entrosel-pool-")
+        path = os.path.join(workdir, "items.bin")
+        offsets, index, ids = [0], [], []
+        try:
+            with open(path, "wb", buffering=1 << 20) as f:
+                for record, item in pairs:
+                    f.write(item)
+                    offsets.append(offsets[-1] + len(item))
+                    index.append(record.index)
+                    ids.append(record.data.get("id"))
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        items = PoolItems(path, np.asarray(offsets, dtype=np.int64))
+        return cls(items, np.asarray(index, dtype=np.int64), ids, workdir)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> bytes:
+        if self._open is None:
+            self._open = self.items.open()
+        return self._open[i]
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.items.offsets)
+
+    def close(self) -> None:
+        self._open = None
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> "Pool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def load_pool(source: Source, options: InputOptions = InputOptions(),
+              rejects: Rejects | None = None) -> Pool:
+    """Read ``source`` (a path or dicts) and serialize every record into a :class:`Pool`."""
+    rejects = rejects if rejects is not None else Rejects(options.on_error)
+    records = iter_records(source, options.input_format, rejects)
+    return Pool.build(serialized_records(records, options.serialization, rejects))
+
+
+def pick_records(source: Source, indices: Iterable[int],
+                 input_format: str | None = None) -> list[Record]:
+    """The records at input ``indices``, in the order given (one streaming pass)."""
+    order = list(indices)
+    wanted = set(order)
+    found: dict[int, Record] = {}
+    for record in iter_records(source, input_format, Rejects("skip")):
+        if record.index in wanted:
+            found[record.index] = record
+    return [found[i] for i in order]

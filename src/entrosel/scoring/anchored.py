@@ -1,0 +1,100 @@
+"""Compression ratio of a candidate appended to an anchor set: ``ratio(S(anchor + [x]))``.
+
+ZIP scores every candidate against the samples chosen so far (its stage 2) and against
+the batch being built (its stage 3). Two evaluators give identical numbers:
+
+- :class:`LiveZlibEvaluator` keeps one zlib stream fed with the anchor; a candidate is
+  scored on a ``copy()`` of it, so its cost is O(|x|) instead of O(|anchor|). Deflate's
+  output does not depend on how its input is chunked while no flush is requested, so the
+  length is exactly that of ``zlib.compress`` on the whole string.
+- :class:`RecompressEvaluator` compresses the whole string for every candidate, as the
+  official ZIP.py does. It works with any compressor and is the speed baseline.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from entrosel.formats.serialize import Framing
+from entrosel.pool import OpenItems
+from entrosel.scoring.compression import Compressor
+
+STRATEGIES = ("live", "recompress")
+
+
+class AnchoredEvaluator(Protocol):
+    def reset(self) -> None: ...
+    def extend(self, indices: Sequence[int]) -> None: ...
+    def ratios(self, candidates: Sequence[int]) -> np.ndarray: ...
+
+
+class LiveZlibEvaluator:
+    def __init__(self, items: OpenItems, framing: Framing, level: int) -> None:
+        self.items, self.framing, self.level = items, framing, level
+        self.reset()
+
+    def reset(self) -> None:
+        self._stream = zlib.compressobj(self.level)
+        self._emitted = len(self._stream.compress(self.framing.open))
+        self._fed = len(self.framing.open)
+        self._count = 0
+
+    def extend(self, indices: Sequence[int]) -> None:
+        for i in indices:
+            piece = (self.framing.sep if self._count else b"") + self.items[i]
+            self._emitted += len(self._stream.compress(piece))
+            self._fed += len(piece)
+            self._count += 1
+
+    def ratios(self, candidates: Sequence[int]) -> np.ndarray:
+        prefix = self.framing.sep if self._count else b""
+        close = self.framing.close
+        out = np.empty(len(candidates), dtype=np.float64)
+        for k, i in enumerate(candidates):
+            tail = prefix + self.items[i] + close
+            c = self._stream.copy()
+            size = self._emitted + len(c.compress(tail)) + len(c.flush())
+            out[k] = (self._fed + len(tail)) / size
+        return out
+
+
+class RecompressEvaluator:
+    def __init__(self, items: OpenItems, framing: Framing, compressor: Compressor) -> None:
+        self.items, self.framing, self.compressor = items, framing, compressor
+        self.reset()
+
+    def reset(self) -> None:
+        self._anchor = bytearray(self.framing.open)
+        self._count = 0
+
+    def extend(self, indices: Sequence[int]) -> None:
+        for i in indices:
+            if self._count:
+                self._anchor += self.framing.sep
+            self._anchor += self.items[i]
+            self._count += 1
+
+    def ratios(self, candidates: Sequence[int]) -> np.ndarray:
+        prefix = self.framing.sep if self._count else b""
+        anchor = bytes(self._anchor)
+        out = np.empty(len(candidates), dtype=np.float64)
+        for k, i in enumerate(candidates):
+            data = anchor + prefix + self.items[i] + self.framing.close
+            out[k] = len(data) / self.compressor.compressed_size(data)
+        return out
+
+
+def make_evaluator(items: OpenItems, framing: Framing, compressor: Compressor,
+                   strategy: str = "auto") -> AnchoredEvaluator:
+    """``live`` for zlib (exact and fast), ``recompress`` otherwise or when asked."""
+    if strategy == "auto":
+        strategy = "live" if compressor.name == "zlib" else "recompress"
+    if strategy == "live":
+        if compressor.name != "zlib":
+            raise ValueError("the live strategy needs zlib (its stream can be copied)")
+        return LiveZlibEvaluator(items, framing, compressor.level)
+    if strategy == "recompress":
+        return RecompressEvaluator(items, framing, compressor)
+    raise ValueError(f"strategy must be auto, {' or '.join(STRATEGIES)}; not {strategy!r}")

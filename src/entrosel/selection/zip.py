@@ -1,0 +1,256 @@
+"""ZIP (Yin et al. 2024): pick a subset whose compression ratio is low, greedily.
+
+Each round:
+
+1. global: the K1 live samples with the lowest score (initially each sample's own ratio);
+2. local coarse: rescore them against everything selected so far; these ratios overwrite
+   their scores (a lazy update); the K2 lowest form a batch, which leaves the pool;
+3. local fine: from an empty anchor, repeatedly take the batch sample whose addition gives
+   the lowest ratio, K3 times (fewer when the batch or the budget runs out).
+
+Scores are float64; ties go to the lower input row. Output stops exactly at the budget.
+See ``shared/ALGORITHMS.md`` section 2 and ``docs/zip.md``.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from entrosel.engines.local import EvaluatorGroup
+from entrosel.errors import InputError
+from entrosel.io.records import Rejects
+from entrosel.pool import InputOptions, Pool, Source, iter_records, load_pool
+from entrosel.progress import Progress
+from entrosel.scoring.compression import DEFAULT_LEVEL, Compressor
+from entrosel.scoring.tokens import count_tokens, load_tokenizer
+from entrosel.selection.checkpoint import Checkpoint, ZipState
+
+_SCORE_CHUNK = 4096
+
+
+class Interrupted(Exception):
+    """Ctrl-C during selection; the state of the last finished round is saved (if asked)."""
+
+    def __init__(self, round_: int, selected: int, checkpoint: Path | None) -> None:
+        self.round, self.selected, self.checkpoint = round_, selected, checkpoint
+        where = f"; state saved in {checkpoint}, rerun with --resume" if checkpoint else ""
+        super().__init__(f"interrupted after round {round_} with {selected} selected{where}")
+
+
+@dataclass
+class RoundTiming:
+    round: int
+    stage2_s: float
+    stage3_s: float
+    selected: int
+
+
+@dataclass
+class ZipSelector:
+    """Select samples by ZIP. Parameters as in the paper's ZIP.py; ``select`` does the work.
+
+    After ``select``: ``selected_`` (input row indices, in selection order), ``rounds_``,
+    ``stage2_ratios_``, ``stage3_ratios_`` (per selected sample), ``ids_``,
+    ``round_timings_``, ``initial_scoring_s_``, ``rejects_`` and ``tokens_``.
+    """
+
+    budget: int | None = None
+    budget_tokens: int | None = None
+    tokenizer: str | None = None
+    k1: int = 10_000
+    k2: int = 200
+    k3: int = 100
+    serialize: str = "text"
+    level: int = DEFAULT_LEVEL
+    compressor: str = "zlib"
+    workers: int | None = None
+    input_format: str | None = None
+    text_field: str | None = None
+    template: str | None = None
+    on_error: str = "raise"
+    checkpoint: str | Path | None = None
+    resume: bool = False
+    strategy: str = "auto"
+    progress: bool | None = None
+
+    selected_: list[int] = field(default_factory=list, init=False, repr=False)
+
+    def _validate(self) -> None:
+        if (self.budget is None) == (self.budget_tokens is None):
+            raise InputError("give a budget: --budget N (samples) or --budget-tokens N (with --tokenizer)")
+        if self.budget is not None and self.budget < 0:
+            raise InputError(f"--budget must be >= 0, not {self.budget}")
+        if self.budget_tokens is not None:
+            if self.budget_tokens < 0:
+                raise InputError(f"--budget-tokens must be >= 0, not {self.budget_tokens}")
+            if not self.tokenizer:
+                raise InputError("--budget-tokens needs --tokenizer PATH_OR_NAME")
+        for name in ("k1", "k2", "k3"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name} must be >= 1, not {getattr(self, name)}")
+        if self.resume and not self.checkpoint:
+            raise InputError("--resume needs --checkpoint DIR")
+
+    def select(self, source: Source) -> list[int]:
+        """Run ZIP over ``source`` (a path, or a list of dict records); return input indices."""
+        self._validate()
+        compressor = Compressor(self.compressor, self.level)
+        options = InputOptions(self.input_format, self.serialize, self.text_field,
+                               self.template, self.on_error)
+        self.rejects_ = Rejects(options.on_error)
+        with load_pool(source, options, self.rejects_) as pool:
+            if len(pool) == 0:
+                raise InputError("no usable records in the input (all were rejected)",
+                                 source if isinstance(source, (str, Path)) else None)
+            tokens = self._token_counts(source, options, pool)
+            checkpoint = self._checkpoint(pool, compressor)
+            state = self._start(checkpoint)
+            with EvaluatorGroup(pool.items, options.serialization.framing, compressor,
+                                self.strategy, workers=self.workers) as group:
+                state = self._run(pool, group, tokens, state, checkpoint)
+            self.selected_ = [int(pool.index[p]) for p in state.selected]
+            self.ids_ = [pool.ids[p] for p in state.selected]
+        self.rounds_ = list(state.rounds)
+        self.stage2_ratios_ = list(state.stage2)
+        self.stage3_ratios_ = list(state.stage3)
+        self.tokens_ = state.tokens
+        return self.selected_
+
+    def _token_counts(self, source: Source, options: InputOptions, pool: Pool) -> np.ndarray | None:
+        if self.budget_tokens is None:
+            return None
+        tokenizer = load_tokenizer(self.tokenizer)
+        accepted = set(pool.index.tolist())
+        renderer = options.serialization.renderer
+        texts = (renderer.text(r.data) for r in iter_records(source, options.input_format, Rejects("skip"))
+                 if r.index in accepted)
+        return count_tokens(texts, tokenizer)
+
+    def _checkpoint(self, pool: Pool, compressor: Compressor) -> Checkpoint | None:
+        if not self.checkpoint:
+            return None
+        digest = hashlib.sha256()
+        digest.update(pool.items.offsets.tobytes())
+        digest.update(pool.index.tobytes())
+        with open(pool.items.path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        fingerprint = {"pool_sha256": digest.hexdigest(), "budget": self.budget,
+                       "budget_tokens": self.budget_tokens, "tokenizer": self.tokenizer,
+                       "k1": self.k1, "k2": self.k2, "k3": self.k3, "serialize": self.serialize,
+                       "compressor": compressor.name, "level": compressor.level}
+        cp = Checkpoint(self.checkpoint, fingerprint)
+        if cp.exists and not self.resume:
+            raise InputError("folder holds a checkpoint already; pass --resume to continue it, "
+                             "or remove the folder to start over", cp.folder)
+        return cp
+
+    def _start(self, checkpoint: Checkpoint | None) -> ZipState | None:
+        if checkpoint is not None and self.resume and checkpoint.exists:
+            return checkpoint.load()
+        return None
+
+    def _budget_left(self, state: ZipState) -> bool:
+        if self.budget is not None:
+            return len(state.selected) < self.budget
+        return state.tokens < self.budget_tokens
+
+    def _run(self, pool: Pool, group: EvaluatorGroup, tokens: np.ndarray | None,
+             state: ZipState | None, checkpoint: Checkpoint | None) -> ZipState:
+        n = len(pool)
+        self.round_timings_: list[RoundTiming] = []
+        t0 = time.perf_counter()
+        if state is None:
+            with Progress("scoring pool", total=n, enabled=self.progress) as bar:
+                scores = np.empty(n, dtype=np.float64)
+                for start in range(0, n, _SCORE_CHUNK):
+                    chunk = range(start, min(n, start + _SCORE_CHUNK))
+                    scores[start:chunk.stop] = group.ratios("selected", chunk)
+                    bar.update(len(chunk))
+            state = ZipState(scores=scores, live=np.ones(n, dtype=bool))
+            if checkpoint is not None:
+                checkpoint.save(state)
+        else:
+            group.extend("selected", state.selected)
+        self.initial_scoring_s_ = time.perf_counter() - t0
+
+        total = self.budget if self.budget is not None else self.budget_tokens
+        try:
+            with Progress("selecting", total=total, enabled=self.progress) as bar:
+                bar.update(len(state.selected) if self.budget is not None else state.tokens)
+                while not state.done:
+                    if not self._budget_left(state) or not state.live.any():
+                        state.done = True
+                        break
+                    before = len(state.selected), state.tokens
+                    self._round(group, tokens, state)
+                    if checkpoint is not None:
+                        checkpoint.save(state)
+                    gained = (len(state.selected) - before[0] if self.budget is not None
+                              else state.tokens - before[1])
+                    bar.update(gained, postfix=f"round {state.round}")
+            if checkpoint is not None:
+                checkpoint.save(state)
+        except KeyboardInterrupt:
+            raise Interrupted(state.round, len(state.selected),
+                              checkpoint.folder if checkpoint else None) from None
+        return state
+
+    def _round(self, group: EvaluatorGroup, tokens: np.ndarray | None, state: ZipState) -> None:
+        """One round of the three stages; ``state`` is only changed once it is complete, so a
+        Ctrl-C inside leaves the state of the previous round."""
+        t0 = time.perf_counter()
+        live = np.flatnonzero(state.live)
+        # Stage 1: the K1 live samples with the lowest score; the stable sort over
+        # ascending positions sends ties to the lower input row.
+        candidates = live[np.argsort(state.scores[live], kind="stable")[: self.k1]]
+        # Stage 2: rescore against the selection so far (the lazy global update).
+        stage2 = group.ratios("selected", candidates)
+        order = np.lexsort((candidates, stage2))[: self.k2]
+        batch = candidates[order]
+        t1 = time.perf_counter()
+        # Stage 3: greedy within the batch from an empty anchor.
+        group.reset("batch")
+        remaining = sorted(int(i) for i in batch)
+        picked: list[tuple[int, float]] = []
+        n_selected, n_tokens = len(state.selected), state.tokens
+        while remaining and len(picked) < self.k3:
+            if self.budget is not None and n_selected + len(picked) >= self.budget:
+                break
+            if self.budget_tokens is not None and n_tokens >= self.budget_tokens:
+                break
+            ratios = group.ratios("batch", remaining)
+            j = int(np.argmin(ratios))  # first minimum: the lowest position
+            pick = remaining.pop(j)
+            picked.append((pick, float(ratios[j])))
+            if tokens is not None:
+                n_tokens += int(tokens[pick])
+            if remaining and len(picked) < self.k3:
+                group.extend("batch", [pick])
+        t2 = time.perf_counter()
+
+        state.scores[candidates] = stage2
+        state.live[batch] = False
+        state.round += 1
+        stage2_of = dict(zip(candidates.tolist(), stage2.tolist()))
+        for pick, r3 in picked:
+            state.selected.append(pick)
+            state.rounds.append(state.round)
+            state.stage2.append(stage2_of[pick])
+            state.stage3.append(r3)
+        state.tokens = n_tokens
+        group.extend("selected", [p for p, _ in picked])
+        self.round_timings_.append(RoundTiming(state.round, t1 - t0, t2 - t1, len(picked)))
+
+
+def select_zip(source: Source, budget: int | None = None, **options: Any) -> list[int]:
+    """ZIP selection over ``source``; returns the selected input row indices in order.
+
+    Takes the same options as ``entrosel select zip`` (see :class:`ZipSelector`).
+    """
+    return ZipSelector(budget=budget, **options).select(source)

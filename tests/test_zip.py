@@ -1,0 +1,228 @@
+"""ZIP selection: exactly the reference algorithm, on real and adversarial records."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from entrosel import ZipSelector, select_zip
+from entrosel.errors import InputError
+from entrosel.selection import zip as zip_module
+from entrosel.selection.zip import Interrupted
+from tests.conftest import write_jsonl
+from tests.reference_zip import reference_zip
+
+SETTINGS = [  # (k1, k2, k3, budget)
+    (5, 3, 2, 7),
+    (10, 4, 3, 10),
+    (1000, 200, 100, 13),   # pool smaller than K1 and K2
+    (7, 7, 7, 20),
+    (3, 1, 1, 5),
+    (50, 10, 4, 9),         # budget not a multiple of K3
+    (8, 5, 5, 1000),        # budget larger than the pool: runs until the pool is empty
+    (12, 6, 4, 0),
+]
+
+
+def adversarial_records() -> list[dict]:
+    long_text = " ".join(f"token{i % 97}-{i * 7919 % 10007}" for i in range(6000))
+    recs = [
+        {"id": "dup", "text": "the same words again and again"},
+        {"id": "dup", "text": "the same words again and again"},
+        {"id": "empty", "text": ""},
+        {"id": "empty2", "text": ""},
+        {"id": "long", "text": long_text},
+        {"id": "uni", "text": "naïve café — 日本語のテキスト 🚀🚀 ελληνικά \u200b zero-width"},
+        {"text": "keys in another order", "id": "order"},
+        {"id": "esc", "text": "quotes ' \" and backslashes \\ and \t tabs\nnewlines"},
+        {"id": "chat", "conversations": [{"from": "human", "value": "hi"},
+                                         {"from": "gpt", "value": "hello there"}]},
+        {"id": "alp", "instruction": "Say hi", "input": "", "output": "hi"},
+        {"id": "dup", "text": "the same words again and again"},
+        {"id": "long2", "text": long_text[:20000]},
+    ]
+    recs += [{"id": f"n{i}", "text": f"sample {i} " + "abc" * (i % 5)} for i in range(20)]
+    return recs
+
+
+@pytest.mark.parametrize("k1,k2,k3,budget", SETTINGS)
+@pytest.mark.parametrize("how", ["repr", "text"])
+def test_matches_reference_on_real_records(real_exchanges, k1, k2, k3, budget, how):
+    records = real_exchanges[:40]
+    expected = reference_zip(records, budget, k1, k2, k3, how)
+    got = select_zip(records, budget, k1=k1, k2=k2, k3=k3, serialize=how, workers=1)
+    assert got == expected
+    assert len(got) == len(set(got))
+    assert len(got) <= budget
+
+
+@pytest.mark.parametrize("k1,k2,k3,budget", SETTINGS)
+@pytest.mark.parametrize("how", ["repr", "text"])
+def test_matches_reference_on_adversarial_records(k1, k2, k3, budget, how):
+    records = adversarial_records()
+    expected = reference_zip(records, budget, k1, k2, k3, how)
+    assert select_zip(records, budget, k1=k1, k2=k2, k3=k3, serialize=how, workers=1) == expected
+
+
+def test_budget_is_exact_and_a_prefix(real_exchanges):
+    records = real_exchanges[:60]
+    full = select_zip(records, 30, k1=20, k2=10, k3=4, workers=1)
+    for budget in (1, 3, 4, 5, 17, 29):
+        assert select_zip(records, budget, k1=20, k2=10, k3=4, workers=1) == full[:budget]
+
+
+def test_ties_go_to_the_lower_row():
+    records = [{"text": "identical sample text"}] * 12
+    got = select_zip(records, 7, k1=5, k2=3, k3=2, workers=1)
+    assert got == reference_zip(records, 7, 5, 3, 2, "text")
+    # round 1: batch {0, 1, 2}, picks 0 then 1 (2 is dropped); round 2: batch {3, 4, 5}
+    assert got[:4] == [0, 1, 3, 4]
+
+
+def test_pool_exhaustion_drops_unpicked_batch_members():
+    records = [{"text": f"record number {i} " * (i + 1)} for i in range(10)]
+    got = select_zip(records, 100, k1=10, k2=4, k3=2, workers=1)
+    # every round removes K2=4 samples and keeps K3=2 of them: rounds of 4, 4, 2 samples
+    assert len(got) == 2 + 2 + 2
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_same_selection_for_any_worker_count(real_exchanges, workers):
+    records = real_exchanges[:200]
+    one = select_zip(records, 40, k1=60, k2=20, k3=8, workers=1)
+    assert select_zip(records, 40, k1=60, k2=20, k3=8, workers=workers) == one
+
+
+def test_live_and_recompress_strategies_agree(real_exchanges):
+    records = real_exchanges[:120]
+    live = select_zip(records, 25, k1=40, k2=12, k3=5, workers=1, strategy="live")
+    slow = select_zip(records, 25, k1=40, k2=12, k3=5, workers=1, strategy="recompress")
+    assert live == slow
+
+
+@pytest.mark.parametrize("compressor", ["zstd", "lzma"])
+def test_other_compressors_run_the_same_algorithm(real_exchanges, compressor):
+    records = real_exchanges[:30]
+    got = select_zip(records, 10, k1=10, k2=5, k3=3, compressor=compressor, level=6, workers=1)
+    assert len(got) == 10 and len(set(got)) == 10
+
+
+def test_selector_attributes(real_exchanges):
+    sel = ZipSelector(budget=10, k1=20, k2=8, k3=4, workers=1)
+    got = sel.select(real_exchanges[:50])
+    assert got == sel.selected_
+    assert sel.rounds_ == [1, 1, 1, 1, 2, 2, 2, 2, 3, 3]
+    assert len(sel.stage2_ratios_) == len(sel.stage3_ratios_) == 10
+    assert sel.ids_ == [real_exchanges[i]["id"] for i in got]
+    # the first pick of a round is scored against an empty anchor: its own ratio
+    assert sel.stage3_ratios_[0] == pytest.approx(sel.stage2_ratios_[0])
+
+
+def test_token_budget(tmp_path, real_exchanges):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    from entrosel.formats import render_text
+
+    records = real_exchanges[:80]
+    texts = [render_text(r) for r in records]
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=400, special_tokens=["[UNK]"]))
+    path = tmp_path / "tokenizer.json"
+    tok.save(str(path))
+    counts = [len(tok.encode(t, add_special_tokens=False).ids) for t in texts]
+
+    by_samples = select_zip(records, 80, k1=30, k2=10, k3=5, workers=1)
+    budget = sum(counts[i] for i in by_samples[:23]) - 1
+    sel = ZipSelector(budget_tokens=budget, tokenizer=str(path), k1=30, k2=10, k3=5, workers=1)
+    got = sel.select(records)
+    assert got == by_samples[:23]
+    assert sel.tokens_ == sum(counts[i] for i in got) >= budget
+    assert sum(counts[i] for i in got[:-1]) < budget
+
+
+def test_budget_errors():
+    with pytest.raises(InputError, match="budget"):
+        ZipSelector().select([{"text": "x"}])
+    with pytest.raises(InputError, match="--tokenizer"):
+        ZipSelector(budget_tokens=10).select([{"text": "x"}])
+    with pytest.raises(InputError, match="--k2"):
+        ZipSelector(budget=1, k2=0).select([{"text": "x"}])
+
+
+def test_ctrl_c_saves_and_resume_is_identical(tmp_path, real_exchanges, monkeypatch):
+    records = real_exchanges[:150]
+    options = dict(k1=50, k2=15, k3=5, workers=1)
+    expected = select_zip(records, 60, **options)
+
+    original = zip_module.ZipSelector._round
+    calls = {"n": 0}
+
+    def interrupted_round(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(zip_module.ZipSelector, "_round", interrupted_round)
+    cp = tmp_path / "cp"
+    with pytest.raises(Interrupted, match="after round 3 with 15 selected"):
+        select_zip(records, 60, checkpoint=cp, **options)
+    monkeypatch.setattr(zip_module.ZipSelector, "_round", original)
+
+    with pytest.raises(InputError, match="--resume"):
+        select_zip(records, 60, checkpoint=cp, **options)
+    with pytest.raises(InputError, match="differs in: budget"):
+        select_zip(records, 61, checkpoint=cp, resume=True, **options)
+    assert select_zip(records, 60, checkpoint=cp, resume=True, **options) == expected
+    # resuming a finished run gives the same answer again
+    assert select_zip(records, 60, checkpoint=cp, resume=True, **options) == expected
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "entrosel", *args]
+
+
+def _state_round(cp) -> int:
+    try:
+        with np.load(cp / "state.npz") as z:
+            return int(z["round"])
+    except (OSError, ValueError, KeyError, EOFError):
+        return -1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_killed_run_resumes_byte_identical(tmp_path, real_exchanges, sig):
+    pool = write_jsonl(tmp_path / "pool.jsonl", real_exchanges)
+    opts = ["--budget", "250", "--k1", "300", "--k2", "8", "--k3", "4", "--workers", "2"]
+    full = tmp_path / "full.jsonl"
+    subprocess.run(_cli("select", "zip", str(pool), "-o", str(full), *opts), check=True)
+
+    cp = tmp_path / "cp"
+    out = tmp_path / "resumed.jsonl"
+    proc = subprocess.Popen(_cli("select", "zip", str(pool), "-o", str(out), *opts,
+                                 "--checkpoint", str(cp)), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while _state_round(cp) < 5 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "run finished before it could be interrupted; make it longer"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130
+        assert "rerun with --resume" in err
+    assert not out.exists()
+    killed_at = _state_round(cp)
+    assert 5 <= killed_at < 62  # 250 samples take 63 rounds of 4
+
+    subprocess.run(_cli("select", "zip", str(pool), "-o", str(out), *opts,
+                        "--checkpoint", str(cp), "--resume"), check=True)
+    assert out.read_bytes() == full.read_bytes()
+    assert json.loads(out.read_text().splitlines()[0]) == real_exchanges[
+        select_zip(real_exchanges, 1, k1=300, k2=8, k3=4, workers=1)[0]]
