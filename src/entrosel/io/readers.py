@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from entrosel.errors import InputError
-from entrosel.io.records import Record, Rejects
+from entrosel.io.records import Record, Rejects, record_error
 
 INPUT_FORMATS = ("jsonl", "json", "csv", "parquet", "hf")
 
@@ -92,7 +92,7 @@ def _read_jsonl(path: Path, rejects: Rejects) -> Iterator[Record]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                rejects.reject(InputError(f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                rejects.reject(record_error(f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column "
                                           f"{e.start + 1}); re-encode the file as UTF-8",
                                           path, line_no, record_index),
                                raw.decode("utf-8", "replace"))
@@ -100,11 +100,11 @@ def _read_jsonl(path: Path, rejects: Rejects) -> Iterator[Record]:
             try:
                 data = json.loads(text)
             except json.JSONDecodeError as e:
-                rejects.reject(InputError(f"malformed JSON: {e.msg} at column {e.colno}",
+                rejects.reject(record_error(f"malformed JSON: {e.msg} at column {e.colno}",
                                           path, line_no, record_index), text)
                 continue
             if not isinstance(data, dict):
-                rejects.reject(InputError(_not_an_object(data), path, line_no, record_index), text)
+                rejects.reject(record_error(_not_an_object(data), path, line_no, record_index), text)
                 continue
             yield Record(record_index, data, str(path), line_no, raw)
 
@@ -140,7 +140,7 @@ def _read_json(path: Path, rejects: Rejects) -> Iterator[Record]:
         line += text.count("\n", line_pos, pos)
         line_pos = pos
         if pos >= len(text):
-            rejects.reject(InputError("JSON array is not closed (file truncated?); records from "
+            rejects.reject(record_error("JSON array is not closed (file truncated?); records from "
                                       "here on are lost", path, line, index))
             return
         if text[pos] == "]":
@@ -149,15 +149,15 @@ def _read_json(path: Path, rejects: Rejects) -> Iterator[Record]:
             data, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as e:
             err_line = text.count("\n", 0, e.pos) + 1
-            rejects.reject(InputError(f"malformed JSON: {e.msg}; records from here on are lost",
+            rejects.reject(record_error(f"malformed JSON: {e.msg}; records from here on are lost",
                                       path, err_line, index), text[pos:pos + 200])
             return
         record_index, index = index, index + 1
         if not isinstance(data, dict):
-            rejects.reject(InputError(_not_an_object(data), path, line, record_index),
+            rejects.reject(record_error(_not_an_object(data), path, line, record_index),
                            text[pos:end])
         elif _SURROGATE.search(text, pos, end):
-            rejects.reject(InputError("not valid UTF-8; re-encode the file as UTF-8",
+            rejects.reject(record_error("not valid UTF-8; re-encode the file as UTF-8",
                                       path, line, record_index), text[pos:end])
         else:
             yield Record(record_index, data, str(path), line)
@@ -173,12 +173,12 @@ def _read_csv(path: Path, rejects: Rejects) -> Iterator[Record]:
             line = reader.line_num
             record_index, index = index, index + 1
             if None in row:
-                rejects.reject(InputError(f"row has {len(reader.fieldnames or []) + len(row[None])} "
+                rejects.reject(record_error(f"row has {len(reader.fieldnames or []) + len(row[None])} "
                                           f"fields, the header has {len(reader.fieldnames or [])}",
                                           path, line, record_index))
                 continue
             if any(v is not None and _SURROGATE.search(v) for v in row.values()):
-                rejects.reject(InputError("not valid UTF-8; re-encode the file as UTF-8",
+                rejects.reject(record_error("not valid UTF-8; re-encode the file as UTF-8",
                                           path, line, record_index))
                 continue
             yield Record(record_index, dict(row), str(path), line)

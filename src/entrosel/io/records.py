@@ -28,7 +28,12 @@ class Record:
     raw: bytes | None = None
 
     def error(self, reason: str) -> InputError:
-        return InputError(f"record {self.index}: {reason}", self.path, self.line, self.index)
+        return record_error(reason, self.path, self.line, self.index)
+
+
+def record_error(reason: str, path: str | Path, line: int | None, index: int) -> InputError:
+    """A bad record, reported as ``file:line: record N: reason``."""
+    return InputError(f"record {index}: {reason}", path, line, index)
 
 
 @dataclass

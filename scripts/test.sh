@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Install entrosel with its test dependencies into .venv and run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -c constraints.txt -e '.[test]'
+# pytest exits 5 when it collected no tests; that must fail, and it does under set -e.
+.venv/bin/python -m pytest -q "$@"

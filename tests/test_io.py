@@ -1,0 +1,202 @@
+"""Readers and writers: every format round-trips, bad input is named by file and line."""
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from entrosel.errors import InputError
+from entrosel.io import Rejects, detect_format, read_records, write_records
+from tests.conftest import write_jsonl
+
+RECORDS = [
+    {"id": "r1", "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]},
+    {"id": "r2", "text": "plain text, ünïcödé and 😀", "score": 1.5, "n": 3, "flag": True, "none": None},
+    {"z_last": "keys keep their order", "a_first": 1, "id": "r3"},
+]
+
+
+def _data(path, **kw):
+    return [r.data for r in read_records(path, **kw)]
+
+
+def test_jsonl_roundtrip_is_byte_identical(tmp_path):
+    src = tmp_path / "in.jsonl"
+    # unusual but valid formatting must survive: spacing, escapes, float spelling
+    lines = ['{"id": "a",  "text": "caf\\u00e9", "x": 1.0}', '{"text":"b","id":"b"}']
+    src.write_text("\n".join(lines) + "\n\n")  # a trailing blank line is not a record
+    out = tmp_path / "out.jsonl"
+    assert write_records(read_records(src), out) == 2
+    assert out.read_text() == "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".parquet"])
+def test_roundtrip_keeps_keys_order_and_values(tmp_path, suffix):
+    src = tmp_path / f"in{suffix}"
+    records = RECORDS if suffix != ".parquet" else [
+        {"id": "p1", "text": "one", "score": 0.5}, {"id": "p2", "text": "two ü", "score": None}]
+    write_records(records, src)
+    back = _data(src)
+    assert back == records
+    assert [list(r) for r in back] == [list(r) for r in records]
+    out = tmp_path / f"out{suffix}"
+    write_records(read_records(src), out, like=src)
+    assert _data(out) == records
+
+
+def test_parquet_keeps_the_input_schema(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": pa.array([1, 2], pa.int16()), "text": ["a", "b"]})
+    src = tmp_path / "in.parquet"
+    pq.write_table(table, src)
+    out = tmp_path / "out.parquet"
+    write_records(list(read_records(src))[::-1], out, like=src)
+    assert pq.read_schema(out).field("id").type == pa.int16()
+    assert _data(out) == [{"id": 2, "text": "b"}, {"id": 1, "text": "a"}]
+
+
+def test_csv_roundtrip(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text('id,instruction,output\n1,"Say ""hi""","hi\nthere"\n2,Add,5\n', encoding="utf-8")
+    recs = list(read_records(src))
+    assert [r.data for r in recs] == [{"id": "1", "instruction": 'Say "hi"', "output": "hi\nthere"},
+                                      {"id": "2", "instruction": "Add", "output": "5"}]
+    assert [r.line for r in recs] == [3, 4]
+    out = tmp_path / "out.csv"
+    write_records(recs, out)
+    assert _data(out) == [r.data for r in recs]
+
+
+def test_hf_dataset_folder_roundtrip(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    src = tmp_path / "ds"
+    datasets.Dataset.from_list([{"id": "a", "text": "x"}, {"id": "b", "text": "y"}]).save_to_disk(str(src))
+    assert detect_format(src) == "hf"
+    assert _data(src) == [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}]
+    out = tmp_path / "out_ds"
+    write_records(list(read_records(src))[::-1], out, like=src)
+    assert _data(out) == [{"id": "b", "text": "y"}, {"id": "a", "text": "x"}]
+    dd = tmp_path / "dd"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list([{"text": "x"}])}).save_to_disk(str(dd))
+    with pytest.raises(InputError, match="DatasetDict"):
+        list(read_records(dd))
+
+
+def test_gzip_jsonl(tmp_path):
+    src = tmp_path / "in.jsonl.gz"
+    with gzip.open(src, "wt", encoding="utf-8") as f:
+        f.write(json.dumps(RECORDS[1]) + "\n")
+    assert _data(src) == [RECORDS[1]]
+
+
+def test_json_with_one_object_per_line_is_jsonl(tmp_path):
+    src = write_jsonl(tmp_path / "in.json", RECORDS)
+    assert detect_format(src) == "jsonl"
+    assert _data(src) == RECORDS
+
+
+def test_streaming_does_not_read_ahead(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "ok"}\nnot json\n')
+    it = read_records(src)
+    assert next(it).data == {"text": "ok"}  # the bad line is only met when reached
+    with pytest.raises(InputError):
+        next(it)
+
+
+@pytest.mark.parametrize("content,line,reason", [
+    (b'{"text": "a"}\n{"text": "b",}\n', 2, "malformed JSON"),
+    (b'{"text": "a"}\n{"text": "\xff\xfe"}\n', 2, "not valid UTF-8"),
+    (b'{"text": "a"}\n[1, 2]\n', 2, "expected a JSON object"),
+    (b"\n\n", None, "no records"),
+    (b"", None, "no records"),
+])
+def test_jsonl_errors_name_file_and_line(tmp_path, content, line, reason):
+    src = tmp_path / "bad.jsonl"
+    src.write_bytes(content)
+    with pytest.raises(InputError, match=reason) as e:
+        list(read_records(src))
+    assert e.value.path == str(src)
+    assert e.value.line == line
+    assert str(e.value).startswith(f"{src}:{line}: " if line else f"{src}: ")
+
+
+def test_json_array_errors_and_truncation(tmp_path):
+    src = tmp_path / "trunc.json"
+    src.write_text('[\n {"text": "a"},\n {"text": "b"},\n {"text": "c\n')
+    with pytest.raises(InputError, match="malformed JSON") as e:
+        list(read_records(src))
+    assert e.value.line == 4
+    rejects = Rejects("skip")
+    assert [r.data for r in read_records(src, rejects=rejects)] == [{"text": "a"}, {"text": "b"}]
+    assert len(rejects) == 1 and rejects.rejected[0]["line"] == 4
+    obj = tmp_path / "obj.json"
+    obj.write_text('  \n{"data": [1]\n,\n"x": 2}')
+    with pytest.raises(InputError, match="JSON array"):
+        list(read_records(obj, "json"))
+    with pytest.raises(InputError, match="obj.json:2: record 0: malformed JSON"):
+        list(read_records(obj))  # '{' first: read as JSONL, which names the line
+
+
+def test_non_utf8_in_json_array_and_csv(tmp_path):
+    src = tmp_path / "bad.json"
+    src.write_bytes(b'[{"text": "ok"},\n{"text": "bad \xff"},\n{"text": "fine"}]')
+    with pytest.raises(InputError, match="UTF-8") as e:
+        list(read_records(src))
+    assert e.value.line == 2
+    rejects = Rejects("skip")
+    assert [r.index for r in read_records(src, rejects=rejects)] == [0, 2]
+    csv_src = tmp_path / "bad.csv"
+    csv_src.write_bytes(b"text\nok\nbad \xff\n")
+    with pytest.raises(InputError, match="UTF-8"):
+        list(read_records(csv_src))
+    rejects = Rejects("skip")
+    assert [r.data for r in read_records(csv_src, rejects=rejects)] == [{"text": "ok"}]
+
+
+def test_csv_row_with_extra_fields(tmp_path):
+    src = tmp_path / "bad.csv"
+    src.write_text("text\nok\na,b\n")
+    with pytest.raises(InputError, match="row has 2 fields") as e:
+        list(read_records(src))
+    assert e.value.line == 3
+
+
+def test_skip_policy_keeps_row_indices(tmp_path):
+    src = tmp_path / "mixed.jsonl"
+    src.write_bytes(b'{"text": "a"}\nbroken\n{"text": "c"}\n')
+    rejects = Rejects("skip")
+    assert [r.index for r in read_records(src, rejects=rejects)] == [0, 2]
+    out = tmp_path / "out.rejects.jsonl"
+    rejects.write(out)
+    row = json.loads(out.read_text())
+    assert row["index"] == 1 and row["line"] == 2 and row["raw"] == "broken"
+
+
+def test_unknown_extension_and_missing_file(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        list(read_records(tmp_path / "nope.jsonl"))
+    odd = tmp_path / "data.txt"
+    odd.write_text("x")
+    with pytest.raises(InputError, match="--input-format"):
+        list(read_records(odd))
+    assert _data(write_jsonl(tmp_path / "d.txt", RECORDS), input_format="jsonl") == RECORDS
+    with pytest.raises(InputError, match="output format"):
+        write_records(RECORDS, tmp_path / "out.txt")
+
+
+def test_failed_write_leaves_no_output(tmp_path):
+    out = tmp_path / "out.jsonl"
+    out.write_text("previous\n")
+
+    def records():
+        yield {"text": "a"}
+        raise InputError("boom")
+
+    with pytest.raises(InputError):
+        write_records(records(), out)
+    assert out.read_text() == "previous\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
