@@ -118,3 +118,14 @@ def test_measure_sees_redundancy(tmp_path, real_exchanges):
     b = write_jsonl(tmp_path / "b.jsonl", base[:100] + base[:100])
     ra, rb = (r["compression_ratio"] for r in measure([a, b]))
     assert rb > ra
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_compression_scores_in_memory(workers):
+    from entrosel.commands.score import compression_scores
+
+    texts = ["", "abc" * 400, "x", "héllo wörld", b"raw bytes " * 50] * 300
+    expected = [0.0 if not t else
+                len(b := (t.encode() if isinstance(t, str) else t)) / len(zlib.compress(b, 9))
+                for t in texts]
+    assert compression_scores(texts, workers=workers).tolist() == expected

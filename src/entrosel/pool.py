@@ -112,6 +112,11 @@ class Pool:
         self._open: OpenItems | None = None
 
     @classmethod
+    def from_items(cls, items: Iterable[bytes]) -> "Pool":
+        """A pool of bare byte strings (index = position, no ids)."""
+        return cls.build((Record(i, {}, "<items>"), item) for i, item in enumerate(items))
+
+    @classmethod
     def build(cls, pairs: Iterable[tuple[Record, bytes]]) -> "Pool":
         workdir = tempfile.mkdtemp(prefix="entrosel-pool-")
         path = os.path.join(workdir, "items.bin")

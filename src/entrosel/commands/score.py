@@ -3,15 +3,20 @@ from __future__ import annotations
 
 import functools
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
 
 from entrosel.engines.local import ordered_map, resolve_workers
-from entrosel.io.records import Rejects, rejects_path
+from entrosel.errors import InputError
+from entrosel.formats.render import RenderError
+from entrosel.formats.serialize import Serialization
+from entrosel.io.readers import detect_format, jsonl_lines, parse_jsonl_line
+from entrosel.io.records import Record, Rejects, rejects_path
 from entrosel.io.writers import write_records
-from entrosel.pool import InputOptions, Source, iter_records, serialized_records
+from entrosel.pool import InputOptions, Pool, PoolItems, Source, iter_records
 from entrosel.progress import Progress
 from entrosel.scoring.compression import DEFAULT_LEVEL, Compressor, compressed_sizes, ratio
 
@@ -30,16 +35,86 @@ class RunSummary:
     bytes: int = 0
 
 
-def _chunks(pairs, limit: int) -> Iterator[list]:
+def _chunks(units: Iterable[Any], size_of, limit: int = _CHUNK_BYTES) -> Iterator[list]:
     chunk, size = [], 0
-    for pair in pairs:
-        chunk.append(pair)
-        size += len(pair[1])
+    for unit in units:
+        chunk.append(unit)
+        size += size_of(unit)
         if size >= limit:
             yield chunk
             chunk, size = [], 0
     if chunk:
         yield chunk
+
+
+def _sizes_of_range(bounds: tuple[int, int], items: PoolItems, compressor: Compressor) -> list[int]:
+    opened = items.open()
+    return compressed_sizes([opened[i] for i in range(*bounds)], compressor)
+
+
+def compression_scores(texts: Iterable[bytes | str], compressor: str = "zlib",
+                       level: int = DEFAULT_LEVEL, workers: int | None = None) -> np.ndarray:
+    """Compression ratio of each text (float64), computed over ``workers`` processes.
+
+    The texts go to the workers through a shared file-backed pool, not through pipes.
+    """
+    encoded = (t.encode("utf-8") if isinstance(t, str) else t for t in texts)
+    with Pool.from_items(encoded) as pool:
+        sizes = pool.sizes
+        bounds = np.searchsorted(np.cumsum(sizes), np.arange(_CHUNK_BYTES, sizes.sum() + _CHUNK_BYTES,
+                                                            _CHUNK_BYTES), side="right")
+        edges = np.unique(np.concatenate([[0], np.minimum(bounds, len(pool)), [len(pool)]]))
+        work = functools.partial(_sizes_of_range, items=pool.items,
+                                 compressor=Compressor(compressor, level))
+        ranges = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+        compressed = np.fromiter((c for part in ordered_map(work, ranges, resolve_workers(workers))
+                                  for c in part), dtype=np.float64, count=len(pool))
+    out = np.zeros(len(sizes), dtype=np.float64)
+    np.divide(sizes, compressed, out=out, where=sizes > 0)
+    return out
+
+
+# A unit of input is a parsed Record, or for JSONL an unparsed line (path, index, line, raw)
+# so that JSON parsing runs in the workers too and the main process only reads.
+Unit = Record | tuple[str, int, int, bytes]
+
+
+def _score_units(units: list[Unit], serialization: Serialization, compressor: Compressor) -> list[tuple]:
+    """Parse, render and compress a chunk; bad records come back as ``("reject", ...)``."""
+    framing = serialization.framing
+    out: list[tuple] = []
+    for unit in units:
+        try:
+            record = unit if isinstance(unit, Record) else parse_jsonl_line(*unit)
+            item = framing.open + serialization.item(record.data) + framing.close
+        except InputError as e:
+            out.append(("reject", e.reason, e.path, e.line, e.index, unit[3].decode("utf-8", "replace")))
+            continue
+        except RenderError as e:
+            err = record.error(str(e))
+            out.append(("reject", err.reason, err.path, err.line, err.index, repr(record.data)[:10_000]))
+            continue
+        out.append(("row", record.index, record.data.get("id"), len(item), compressor.compressed_size(item)))
+    return out
+
+
+def _units(source: Source, input_format: str | None, rejects: Rejects) -> Iterator[Unit]:
+    if isinstance(source, (str, Path)) and (input_format or detect_format(source)) == "jsonl":
+        if not Path(source).exists():
+            raise InputError("no such file or folder", source)
+        path = str(source)
+        empty = True
+        for index, line, raw in jsonl_lines(path):
+            empty = False
+            yield path, index, line, raw
+        if empty:
+            raise InputError("input holds no records", source)
+        return
+    yield from iter_records(source, input_format, rejects)
+
+
+def _unit_size(unit: Unit) -> int:
+    return len(unit[3]) if isinstance(unit, tuple) else 1024
 
 
 def score_compression(input: Source, output: str | Path, *, input_format: str | None = None,
@@ -50,37 +125,31 @@ def score_compression(input: Source, output: str | Path, *, input_format: str | 
     """Write one row per record: ``index``, ``id`` (if any), ``compression_ratio``, ``bytes``,
     ``compressed_bytes``. Each record is framed as a one-sample set (``repr``: ``[record]``)."""
     t0 = time.perf_counter()
-    comp = Compressor(compressor, level)
     options = InputOptions(input_format, serialize, text_field, template, on_error)
-    framing = options.serialization.framing
     rejects = Rejects(on_error)
-    work = functools.partial(compressed_sizes, compressor=comp)
+    work = functools.partial(_score_units, serialization=options.serialization,
+                             compressor=Compressor(compressor, level))
     totals = {"records": 0, "bytes": 0}
 
     def rows() -> Iterator[dict[str, Any]]:
-        pairs = serialized_records(iter_records(input, input_format, rejects),
-                                   options.serialization, rejects)
-        framed = ((rec, framing.open + item + framing.close) for rec, item in pairs)
-        chunks = _chunks(framed, _CHUNK_BYTES)
-        metas: deque[list] = deque()
-
-        def items_of(chunk_iter):
-            for chunk in chunk_iter:
-                metas.append([(rec.index, rec.data.get("id"), len(item)) for rec, item in chunk])
-                yield [item for _, item in chunk]
-
+        chunks = _chunks(_units(input, input_format, rejects), _unit_size)
         with Progress("scoring", unit="B", enabled=progress) as bar:
-            for sizes in ordered_map(work, items_of(chunks), resolve_workers(workers)):
-                meta = metas.popleft()
-                for (index, id_, n), c in zip(meta, sizes):
-                    row: dict[str, Any] = {"index": index}
-                    if id_ is not None:
-                        row["id"] = id_
-                    row.update(compression_ratio=ratio(n, c), bytes=n, compressed_bytes=c)
+            for results in ordered_map(work, chunks, resolve_workers(workers)):
+                for kind, *fields in results:
+                    if kind == "reject":
+                        reason, path, line, index, raw = fields
+                        rejects.reject(InputError(reason, path, line, index), raw)
+                        continue
+                    index, id_, n, c = fields
                     totals["records"] += 1
                     totals["bytes"] += n
-                    yield row
-                bar.update(sum(n for _, _, n in meta))
+                    if id_ is None:
+                        yield {"index": index, "compression_ratio": ratio(n, c), "bytes": n,
+                               "compressed_bytes": c}
+                    else:
+                        yield {"index": index, "id": id_, "compression_ratio": ratio(n, c),
+                               "bytes": n, "compressed_bytes": c}
+                bar.update(sum(f[3] for kind, *f in results if kind == "row"))
 
     write_records(rows(), output)
     rejected_file = rejects.write(rejects_path(output))

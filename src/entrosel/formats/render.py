@@ -66,11 +66,15 @@ def _chat_turns(record: Mapping[str, Any], key: str, role_key: str, text_key: st
         raise RenderError(f"'{key}' is empty: the record has no text")
     out = []
     for i, turn in enumerate(turns):
-        if not isinstance(turn, Mapping) or text_key not in turn:
+        # isinstance(dict) first: JSON gives dicts, and the ABC check is slow on hot paths
+        if not (isinstance(turn, dict) or isinstance(turn, Mapping)) or text_key not in turn:
             raise RenderError(f"{key}[{i}] has no '{text_key}'")
+        text = turn[text_key]
+        if not isinstance(text, str):
+            _string(text, f"{key}[{i}].{text_key}")
         role = turn.get(role_key)
-        role = _ROLES.get(str(role).lower(), str(role).lower()) if role is not None else "user"
-        out.append(Turn(role, _string(turn[text_key], f"{key}[{i}].{text_key}")))
+        role = "user" if role is None else str(role).lower()
+        out.append(Turn(_ROLES.get(role, role), text))
     return out
 
 

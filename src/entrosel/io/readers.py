@@ -81,32 +81,39 @@ def _not_an_object(value: Any) -> str:
     return f"expected a JSON object (a record), found {type(value).__name__}"
 
 
-def _read_jsonl(path: Path, rejects: Rejects) -> Iterator[Record]:
+def jsonl_lines(path: str | Path) -> Iterator[tuple[int, int, bytes]]:
+    """``(index, line, raw)`` for each non-blank line of a JSONL file, unparsed, so that the
+    parsing can run where the rest of the work runs (see :func:`parse_jsonl_line`)."""
     index = 0
-    with _open_binary(path) as f:
+    with _open_binary(Path(path)) as f:
         for line_no, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            raw = raw.rstrip(b"\r\n")
-            record_index, index = index, index + 1
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                rejects.reject(record_error(f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column "
-                                          f"{e.start + 1}); re-encode the file as UTF-8",
-                                          path, line_no, record_index),
-                               raw.decode("utf-8", "replace"))
-                continue
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as e:
-                rejects.reject(record_error(f"malformed JSON: {e.msg} at column {e.colno}",
-                                          path, line_no, record_index), text)
-                continue
-            if not isinstance(data, dict):
-                rejects.reject(record_error(_not_an_object(data), path, line_no, record_index), text)
-                continue
-            yield Record(record_index, data, str(path), line_no, raw)
+            if raw.strip():
+                yield index, line_no, raw.rstrip(b"\r\n")
+                index += 1
+
+
+def parse_jsonl_line(path: str | Path, index: int, line_no: int, raw: bytes) -> Record:
+    """One JSONL line as a :class:`Record`; raises :class:`InputError` naming the line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise record_error(f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                           "re-encode the file as UTF-8", path, line_no, index) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise record_error(f"malformed JSON: {e.msg} at column {e.colno}", path, line_no, index) from None
+    if not isinstance(data, dict):
+        raise record_error(_not_an_object(data), path, line_no, index)
+    return Record(index, data, str(path), line_no, raw)
+
+
+def _read_jsonl(path: Path, rejects: Rejects) -> Iterator[Record]:
+    for index, line_no, raw in jsonl_lines(path):
+        try:
+            yield parse_jsonl_line(path, index, line_no, raw)
+        except InputError as e:
+            rejects.reject(e, raw.decode("utf-8", "replace"))
 
 
 def _decode(path: Path, rejects: Rejects) -> str:
