@@ -19,6 +19,7 @@ from entrosel.formats.render import Renderer, RenderError
 from entrosel.formats.serialize import Serialization
 from entrosel.io.readers import read_records
 from entrosel.io.records import OnError, Record, Rejects
+from entrosel.progress import Progress
 
 Source = str | os.PathLike | Iterable[Mapping[str, Any]]
 
@@ -158,11 +159,17 @@ class Pool:
 
 
 def load_pool(source: Source, options: InputOptions = InputOptions(),
-              rejects: Rejects | None = None) -> Pool:
+              rejects: Rejects | None = None, progress: bool | None = None) -> Pool:
     """Read ``source`` (a path or dicts) and serialize every record into a :class:`Pool`."""
     rejects = rejects if rejects is not None else Rejects(options.on_error)
     records = iter_records(source, options.input_format, rejects)
-    return Pool.build(serialized_records(records, options.serialization, rejects))
+    with Progress("reading", unit=" records", enabled=progress) as bar:
+        def counted(pairs: Iterable[tuple[Record, bytes]]) -> Iterator[tuple[Record, bytes]]:
+            for pair in pairs:
+                bar.update()
+                yield pair
+
+        return Pool.build(counted(serialized_records(records, options.serialization, rejects)))
 
 
 def pick_records(source: Source, indices: Iterable[int],

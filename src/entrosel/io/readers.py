@@ -194,7 +194,7 @@ def _read_csv(path: Path, rejects: Rejects) -> Iterator[Record]:
 
 
 def _read_parquet(path: Path, rejects: Rejects) -> Iterator[Record]:
-    pq = _import("pyarrow.parquet", "parquet")
+    pq = import_extra("pyarrow.parquet", "parquet")
     try:
         pf = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several types for a file that is not Parquet
@@ -207,7 +207,7 @@ def _read_parquet(path: Path, rejects: Rejects) -> Iterator[Record]:
 
 
 def _read_hf(path: Path, rejects: Rejects) -> Iterator[Record]:
-    datasets = _import("datasets", "hf")
+    datasets = import_extra("datasets", "hf")
     try:
         ds = datasets.load_from_disk(str(path))
     except FileNotFoundError as e:
@@ -220,7 +220,7 @@ def _read_hf(path: Path, rejects: Rejects) -> Iterator[Record]:
         yield Record(index, dict(data), str(path))
 
 
-def _import(module: str, extra: str):
+def import_extra(module: str, extra: str):
     import importlib
     try:
         return importlib.import_module(module)

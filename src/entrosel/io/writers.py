@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 
 from entrosel.errors import InputError
 from entrosel.io.atomic import atomic_path
-from entrosel.io.readers import _SUFFIXES, INPUT_FORMATS, _import, detect_format
+from entrosel.io.readers import _SUFFIXES, INPUT_FORMATS, import_extra, detect_format
 from entrosel.io.records import Record
 
 OUTPUT_FORMATS = INPUT_FORMATS
@@ -98,13 +98,13 @@ def _source_schema(like, fmt: str):
     if like is None or detect_format(like) != fmt:
         return None
     if fmt == "parquet":
-        return _import("pyarrow.parquet", "parquet").read_schema(like)
-    return _import("datasets", "hf").load_from_disk(str(like)).features
+        return import_extra("pyarrow.parquet", "parquet").read_schema(like)
+    return import_extra("datasets", "hf").load_from_disk(str(like)).features
 
 
 def _write_parquet(records, path: Path, like) -> int:
-    pa = _import("pyarrow", "parquet")
-    pq = _import("pyarrow.parquet", "parquet")
+    pa = import_extra("pyarrow", "parquet")
+    pq = import_extra("pyarrow.parquet", "parquet")
     rows = [dict(_data(r)) for r in records]
     schema = _source_schema(like, "parquet")
     table = pa.Table.from_pylist(rows, schema=schema)
@@ -113,7 +113,7 @@ def _write_parquet(records, path: Path, like) -> int:
 
 
 def _write_hf(records, path: Path, like) -> int:
-    datasets = _import("datasets", "hf")
+    datasets = import_extra("datasets", "hf")
     rows = [dict(_data(r)) for r in records]
     features = _source_schema(like, "hf")
     ds = datasets.Dataset.from_list(rows, features=features)

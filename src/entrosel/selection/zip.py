@@ -103,7 +103,7 @@ class ZipSelector:
         options = InputOptions(self.input_format, self.serialize, self.text_field,
                                self.template, self.on_error)
         self.rejects_ = Rejects(options.on_error)
-        with load_pool(source, options, self.rejects_) as pool:
+        with load_pool(source, options, self.rejects_, self.progress) as pool:
             if len(pool) == 0:
                 raise InputError("no usable records in the input (all were rejected)",
                                  source if isinstance(source, (str, Path)) else None)
