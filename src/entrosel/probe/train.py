@@ -1,0 +1,146 @@
+"""Train the data probe: a byte-level BPE tokenizer and a small GPT-2, from scratch, on a pool.
+
+It is the reference model of information-content pruning (Kim & Baek) and gives the
+entropy law's L, the mean training loss over the first epoch. The texts are rendered
+records joined by the tokenizer's end-of-text token and cut into blocks of the context
+length (packing); each epoch visits the blocks in a seeded random order. AdamW with a
+linear warm-up (5% of the steps) and a cosine decay to zero. On CPU the same seed gives
+the same model and losses.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from entrosel.errors import InputError
+from entrosel.io.atomic import atomic_path
+from entrosel.progress import Progress
+
+EOT = "<|endoftext|>"
+PAD = "<pad>"
+
+
+@dataclass(frozen=True)
+class ProbeSize:
+    vocab_size: int
+    context: int
+    n_embd: int
+    n_layer: int
+    n_head: int
+    batch_size: int
+    learning_rate: float
+
+
+SIZES = {
+    "tiny": ProbeSize(vocab_size=4096, context=128, n_embd=128, n_layer=2, n_head=4,
+                      batch_size=16, learning_rate=2e-3),
+    "small": ProbeSize(vocab_size=8192, context=256, n_embd=256, n_layer=4, n_head=4,
+                       batch_size=16, learning_rate=1e-3),
+    "base": ProbeSize(vocab_size=16384, context=512, n_embd=512, n_layer=8, n_head=8,
+                      batch_size=16, learning_rate=6e-4),
+}
+
+
+def train_tokenizer(texts: list[str], vocab_size: int):
+    """A byte-level BPE tokenizer trained on ``texts``, as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=[EOT, PAD], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    # BOS = EOT, as GPT-2: every text token of a scored sample then has a context
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT, pad_token=PAD)
+
+
+def train_probe(texts: Iterable[str], output: str | Path, *, size: str = "tiny", epochs: int = 1,
+                seed: int = 0, learning_rate: float | None = None, batch_size: int | None = None,
+                device: str = "cpu", progress: bool | None = None) -> dict[str, Any]:
+    """Train the probe on ``texts``; save a Hugging Face model folder with ``metrics.json``.
+
+    Returns the metrics: the loss of every step, the mean loss of each epoch
+    (``first_epoch_loss`` is the entropy law's L), tokens, blocks and seconds.
+    """
+    try:
+        import torch
+        from transformers import GPT2Config, GPT2LMHeadModel
+    except ImportError:
+        raise InputError("the probe needs the [lm] extra: pip install -c constraints.txt 'entrosel[lm]'") from None
+    if size not in SIZES:
+        raise InputError(f"--size must be one of {', '.join(SIZES)}, not {size!r}")
+    if epochs < 1:
+        raise InputError(f"--epochs must be >= 1, not {epochs}")
+    spec = SIZES[size]
+    lr = learning_rate or spec.learning_rate
+    bs = batch_size or spec.batch_size
+    t0 = time.perf_counter()
+    texts = list(texts)
+    if not texts:
+        raise InputError("the probe needs at least one text to train on")
+
+    torch.manual_seed(seed)
+    tokenizer = train_tokenizer(texts, spec.vocab_size)
+    ids: list[int] = []
+    for enc in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        ids.extend(enc)
+        ids.append(tokenizer.eos_token_id)
+    width = spec.context
+    n_blocks = max(1, len(ids) // width)
+    if len(ids) < width:
+        ids = ids + [tokenizer.eos_token_id] * (width - len(ids))
+    blocks = torch.tensor(ids[: n_blocks * width], dtype=torch.long).view(n_blocks, width)
+
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=spec.context, n_embd=spec.n_embd,
+                        n_layer=spec.n_layer, n_head=spec.n_head, bos_token_id=tokenizer.bos_token_id,
+                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    model = GPT2LMHeadModel(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    steps_per_epoch = math.ceil(n_blocks / bs)
+    total = steps_per_epoch * epochs
+    warmup = max(1, int(0.05 * total))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    generator = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    epoch_losses: list[float] = []
+    model.train()
+    with Progress("training probe", total=total, unit=" steps", enabled=progress) as bar:
+        for _ in range(epochs):
+            order = torch.randperm(n_blocks, generator=generator)
+            epoch_sum = 0.0
+            for step in range(steps_per_epoch):
+                batch = blocks[order[step * bs:(step + 1) * bs]].to(device)
+                # labels equal to the inputs: transformers shifts them by one inside
+                loss = model(input_ids=batch, labels=batch).loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                value = loss.item()
+                losses.append(value)
+                epoch_sum += value
+                bar.update(1, postfix=f"loss {value:.3f}")
+            epoch_losses.append(epoch_sum / steps_per_epoch)
+
+    metrics = {"first_epoch_loss": epoch_losses[0], "epoch_losses": epoch_losses, "losses": losses,
+               "steps": total, "blocks": n_blocks, "tokens": len(ids), "texts": len(texts),
+               "epochs": epochs, "seed": seed, "size": size, "learning_rate": lr, "batch_size": bs,
+               "architecture": asdict(spec), "seconds": time.perf_counter() - t0}
+    with atomic_path(output) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    return metrics
