@@ -7,9 +7,10 @@ Per sample, over its scored tokens t_1..t_n: ``tokens`` (n), ``nll_mean`` (nats 
   token of the text is scored; otherwise the first token (which has no context) is not.
   With ``target="response"`` only the tokens inside assistant turns (Alpaca: the output)
   are scored, conditioned on everything before them.
-- Batches are sorted by length and padded on the right; padding is masked out, and under
-  a causal mask it cannot change earlier positions, so a batched score equals the
-  one-at-a-time score.
+- Batches are sorted by length and padded on the right. Under the causal mask no real
+  token can see the padding after it, so no attention mask is passed (which keeps the
+  fast causal attention kernels) and the padded positions are left out of the sums; a
+  batched score equals the one-at-a-time score.
 - Samples longer than ``max_length`` are scored in sliding windows: windows of
   ``max_length`` tokens advancing by ``stride`` (default ``max_length // 2``); each token
   is scored once, in the first window where it is among the new tokens, with up to
@@ -143,11 +144,11 @@ class LMScorer:
         return pieces
 
     # -- the forward passes ---------------------------------------------------------------
-    def _logprobs(self, ids, attention):
+    def _logprobs(self, ids):
         """Log-probability of each next token, computed a slice of positions at a time."""
         torch = _torch()
         backbone = self.model.get_decoder() if hasattr(self.model, "get_decoder") else self.model.base_model
-        hidden = backbone(input_ids=ids, attention_mask=attention).last_hidden_state[:, :-1]
+        hidden = backbone(input_ids=ids).last_hidden_state[:, :-1]
         head = self.model.get_output_embeddings()
         targets = ids[:, 1:]
         flat_h = hidden.reshape(-1, hidden.shape[-1])
@@ -172,14 +173,12 @@ class LMScorer:
                 batch = [pieces[p] for p in order[b:b + self.batch_size]]
                 width = max(len(ids) for _, ids, _ in batch)
                 ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                attention = torch.zeros((len(batch), width), dtype=torch.long)
                 scored = torch.zeros((len(batch), width), dtype=torch.bool)
                 for row, (_, piece, mask) in enumerate(batch):
                     ids[row, :len(piece)] = torch.tensor(piece)
-                    attention[row, :len(piece)] = 1
                     scored[row, :len(piece)] = torch.tensor(mask, dtype=torch.bool)
                 if width > 1:
-                    lp = self._logprobs(ids.to(self.device), attention.to(self.device)).cpu().double()
+                    lp = self._logprobs(ids.to(self.device)).cpu().double()
                     keep = scored[:, 1:]
                     sums = (-lp * keep).sum(dim=1).numpy()
                     ns = keep.sum(dim=1).numpy()
