@@ -36,7 +36,8 @@ def test_probe_is_deterministic_and_loadable(tmp_path, pool):
 def test_prune_pipeline_cli(tmp_path, pool):
     out = tmp_path / "kept.jsonl"
     scores = tmp_path / "scores.jsonl"
-    r = entrosel("prune", pool, "-o", out, "--keep", "0.5", "--scores-out", scores, "--max-length", "128")
+    # --max-length defaults to 1024; the tiny probe has 128 positions, so windows shrink to it
+    r = entrosel("prune", pool, "-o", out, "--keep", "0.5", "--scores-out", scores)
     assert r.returncode == 0, r.stderr
     assert "30 records kept" in r.stderr
     rows = [json.loads(x) for x in scores.read_text().splitlines()]
@@ -45,8 +46,8 @@ def test_prune_pipeline_cli(tmp_path, pool):
     assert kept == {row["id"] for row in rows if row["info"] >= threshold}
     # the same through the separate verbs, with the probe saved
     entrosel("probe", "train", pool, "-o", tmp_path / "probe", check=True)
-    entrosel("score", "lm", pool, "-o", tmp_path / "s2.jsonl", "--model", tmp_path / "probe",
-             "--max-length", "128", check=True)
+    entrosel("score", "lm", pool, "-o", tmp_path / "s2.jsonl", "--model", tmp_path / "probe", check=True)
+    assert json.loads((tmp_path / "s2.jsonl.meta.json").read_text())["max_length"] == 128
     assert [json.loads(x)["info"] for x in (tmp_path / "s2.jsonl").read_text().splitlines()] == \
         pytest.approx([row["info"] for row in rows])
     entrosel("select", "prune", pool, "-o", tmp_path / "kept2.jsonl", "--scores", tmp_path / "s2.jsonl",

@@ -264,7 +264,7 @@ def score_lm(input: Source, output: str | Path, *, model: str, gguf_file: str | 
         row["info"] = value
     write_records(rows, output)
     _write_meta(output, {"scorer": "lm", "model": model, "gguf_file": gguf_file, "target": target,
-                         "max_length": max_length, "stride": scorer.stride, "batch_size": batch_size,
+                         "max_length": scorer.max_length, "stride": scorer.stride, "batch_size": batch_size,
                          "device": dev, "dtype": str(next(lm.parameters()).dtype),
                          "bos_prepended": tokenizer.bos_token_id is not None,
                          "info": f"{'nll_mean' if info_lm == 'mean' else 'total NLL (nats)'} + "

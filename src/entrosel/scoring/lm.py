@@ -102,6 +102,11 @@ class LMScorer:
             raise InputError(f"--target must be one of {', '.join(TARGETS)}, not {self.target!r}")
         if self.max_length < 2:
             raise InputError(f"--max-length must be >= 2, not {self.max_length}")
+        # a window never exceeds what the model has position embeddings for
+        config = getattr(self.model, "config", None)
+        limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        if limit:
+            self.max_length = min(self.max_length, int(limit))
         self.stride = self.stride or max(1, self.max_length // 2)
         if not 1 <= self.stride <= self.max_length - 1:
             raise InputError(f"--stride must be in 1..{self.max_length - 1}")
