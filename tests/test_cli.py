@@ -16,8 +16,10 @@ def entrosel(*args: str, check: bool = False) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, check=check)
 
 
-@pytest.mark.parametrize("verb", [[], ["score"], ["score", "compression"], ["measure"],
-                                  ["select"], ["select", "zip"], ["data"], ["data", "sharegpt"]])
+@pytest.mark.parametrize("verb", [
+    [], ["score"], ["score", "compression"], ["score", "lm"], ["score", "words"], ["measure"],
+    ["select"], ["select", "zip"], ["select", "prune"], ["select", "topk"], ["select", "band"],
+    ["select", "random"], ["probe"], ["probe", "train"], ["prune"], ["data"], ["data", "sharegpt"]])
 def test_help_everywhere(verb):
     r = entrosel(*verb, "--help")
     assert r.returncode == 0 and "usage: entrosel" in r.stdout

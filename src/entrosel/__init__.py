@@ -1,8 +1,9 @@
 """entrosel: select training data for language models through the compression view of data."""
 from entrosel.commands.data import export_sharegpt
 from entrosel.commands.measure import measure, measure_one
-from entrosel.commands.score import score_compression
-from entrosel.commands.select import select_zip_to_file, write_selection
+from entrosel.commands.probe import probe_train, prune_pool
+from entrosel.commands.score import compression_scores, score_compression, score_lm, score_words
+from entrosel.commands.select import select_by_score, select_zip_to_file, write_selection
 from entrosel.errors import InputError
 from entrosel.formats import Renderer, RenderError, Serialization, render_text, serialize
 from entrosel.io import Record, Rejects, read_records, write_records
@@ -12,6 +13,8 @@ from entrosel.selection.zip import ZipSelector, select_zip
 __version__ = "0.1.0"
 
 __all__ = ["Compressor", "InputError", "Record", "Rejects", "RenderError", "Renderer",
-           "Serialization", "ZipSelector", "compression_ratio", "export_sharegpt", "measure",
-           "measure_one", "read_records", "render_text", "score_compression", "select_zip",
-           "select_zip_to_file", "serialize", "write_records", "write_selection"]
+           "Serialization", "ZipSelector", "compression_ratio", "compression_scores",
+           "export_sharegpt", "measure", "measure_one", "probe_train", "prune_pool",
+           "read_records", "render_text", "score_compression", "score_lm", "score_words",
+           "select_by_score", "select_zip", "select_zip_to_file", "serialize", "write_records",
+           "write_selection"]

@@ -136,13 +136,15 @@ def _cmd_select_by_score(a: argparse.Namespace) -> int:
     return 0
 
 
-def _budget_options(p: argparse.ArgumentParser) -> None:
+def _budget_options(p: argparse.ArgumentParser, tokenizer: bool = True) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--keep", type=float, metavar="FRACTION", help="keep this fraction of the scored records")
     g.add_argument("--budget", type=int, metavar="N", help="keep N records")
+    counted = "a 'tokens' score column, or --tokenizer" if tokenizer else "the probe's tokenizer"
     g.add_argument("--budget-tokens", type=int, metavar="N",
-                   help="keep records until they hold N tokens (a 'tokens' score column, or --tokenizer)")
-    p.add_argument("--tokenizer", metavar="PATH_OR_NAME", help="count tokens with this HF tokenizer")
+                   help=f"keep records until they hold N tokens ({counted})")
+    if tokenizer:
+        p.add_argument("--tokenizer", metavar="PATH_OR_NAME", help="count tokens with this HF tokenizer")
 
 
 def _score_selector(methods, name: str, help_: str, description: str) -> argparse.ArgumentParser:
@@ -342,11 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "informative records first; the rest are written in input order.")
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True)
-    budget = p.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--keep", type=float, metavar="FRACTION", help="keep this fraction")
-    budget.add_argument("--budget", type=int, metavar="N", help="keep N records")
-    budget.add_argument("--budget-tokens", type=int, metavar="N",
-                        help="keep the most informative records until they hold N tokens (probe tokenizer)")
+    _budget_options(p, tokenizer=False)
     p.add_argument("--model", metavar="PATH_OR_NAME", help="score with this model instead of training a probe")
     p.add_argument("--gguf-file", metavar="NAME", help="GGUF file inside the --model folder")
     _probe_options(p)
