@@ -19,7 +19,8 @@ def entrosel(*args: str, check: bool = False) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("verb", [
     [], ["score"], ["score", "compression"], ["score", "lm"], ["score", "words"], ["measure"],
     ["select"], ["select", "zip"], ["select", "prune"], ["select", "topk"], ["select", "band"],
-    ["select", "random"], ["probe"], ["probe", "train"], ["prune"], ["data"], ["data", "sharegpt"]])
+    ["select", "random"], ["probe"], ["probe", "train"], ["prune"], ["law"], ["law", "measure"],
+    ["law", "track"], ["law", "check"], ["law", "report"], ["data"], ["data", "sharegpt"]])
 def test_help_everywhere(verb):
     r = entrosel(*verb, "--help")
     assert r.returncode == 0 and "usage: entrosel" in r.stdout

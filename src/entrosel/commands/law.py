@@ -73,3 +73,12 @@ def law_check(history: str | Path, name: str | None = None, sigma: float = 2.0) 
     if not os.path.exists(history):
         raise InputError("no such history file; create it with `entrosel law track`", history)
     return check_version(load_history(history), name, sigma)
+
+
+def law_report(history: str | Path, output: str | Path, sigma: float = 2.0) -> Path:
+    """Write the report of ``history`` to ``output`` (.html or .md); see :mod:`entrosel.report.law`."""
+    from entrosel.report.law import write_report
+
+    if not os.path.exists(history):
+        raise InputError("no such history file; create it with `entrosel law track`", history)
+    return write_report(load_history(history), output, sigma)
