@@ -192,7 +192,7 @@ def _probe_options(p: argparse.ArgumentParser) -> None:
 
 
 def _law_measure_options(a: argparse.Namespace) -> dict[str, Any]:
-    return dict(serialize=a.serialize, level=a.level, tokenizer=a.tokenizer, probe=a.probe,
+    return dict(serialize=a.serialize, compressor=a.compressor, level=a.level, tokenizer=a.tokenizer, probe=a.probe,
                 probe_size=a.size, seed=a.seed, loss=a.loss, trainer_state=a.trainer_state,
                 input_format=a.input_format, text_field=a.text_field,
                 template=_unescape(a.template), on_error=a.on_error, progress=a.progress)
@@ -236,6 +236,11 @@ def _cmd_law_report(a: argparse.Namespace) -> int:
     return 0
 
 
+_LAW_R_NOTE = ("zlib (the paper's) sees repeats within 32 KiB only; --compressor lzma (64 MiB "
+               "dictionary) also sees duplicates far apart. Measure every version of one history "
+               "with the same options.")
+
+
 def _law_l_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("the first-epoch loss L (one of)")
     g.add_argument("--loss", type=float, metavar="L", help="L measured elsewhere")
@@ -246,8 +251,7 @@ def _law_l_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--size", choices=("tiny", "small", "base"), default="tiny", help="probe size (default: tiny)")
     g.add_argument("--seed", type=int, default=0, help="probe seed (default: 0)")
     p.add_argument("--tokenizer", metavar="PATH_OR_NAME", help="also count tokens with this HF tokenizer")
-    p.add_argument("--serialize", choices=SERIALIZATIONS, default="text")
-    p.add_argument("--level", type=int, default=DEFAULT_LEVEL)
+    _compression_options(p)
     _input_options(p)
     _run_options(p, workers=False)
 
@@ -428,14 +432,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = actions.add_parser("measure", help="R, records, tokens and L of each set (JSON lines)",
                            description="For each set: R (compression ratio of the whole set), "
                                        "records, content hash, tokens with --tokenizer, and L "
-                                       "with --loss, --trainer-state or --probe.")
+                                       "with --loss, --trainer-state or --probe. " + _LAW_R_NOTE)
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     _law_l_options(p)
     p.set_defaults(run=_cmd_law_measure)
     p = actions.add_parser("track", help="append a data version to a history file",
                            description="Measure a data version and append it to HISTORY (.json or "
                                        ".csv): name, time, R, L, score, records, sha256. Re-adding "
-                                       "unchanged content is detected by its hash.")
+                                       "unchanged content is detected by its hash. " + _LAW_R_NOTE)
     p.add_argument("history")
     p.add_argument("--add", nargs=2, required=True, metavar=("NAME", "INPUT"))
     p.add_argument("--score", type=float, metavar="Z", help="the measured score of a model trained on it")

@@ -15,7 +15,8 @@ from entrosel.law.trainer_state import first_epoch_loss
 from entrosel.pool import InputOptions, Source
 
 
-def law_measure(input: Source, *, serialize: str = "text", level: int = 9, tokenizer: str | None = None,
+def law_measure(input: Source, *, serialize: str = "text", compressor: str = "zlib", level: int = 9,
+                tokenizer: str | None = None,
                 probe: bool = False, probe_size: str = "tiny", seed: int = 0, loss: float | None = None,
                 trainer_state: str | Path | None = None, input_format: str | None = None,
                 text_field: str | None = None, template: str | None = None, on_error: str = "raise",
@@ -26,9 +27,11 @@ def law_measure(input: Source, *, serialize: str = "text", level: int = 9, token
     if sum(x is not None and x is not False for x in (loss, trainer_state, probe or None)) > 1:
         raise InputError("give L one way: --loss, --trainer-state or --probe")
     read = dict(input_format=input_format, text_field=text_field, template=template)
-    m = measure_one(input, serialize=serialize, level=level, on_error=on_error, progress=progress, **read)
+    m = measure_one(input, serialize=serialize, compressor=compressor, level=level, on_error=on_error,
+                    progress=progress, **read)
     row: dict[str, Any] = {"input": m["input"], "records": m["records"], "R": m["compression_ratio"],
-                           "sha256": m["sha256"], "serialize": serialize, "level": level}
+                           "sha256": m["sha256"], "serialize": serialize, "compressor": compressor,
+                           "level": level}
     if tokenizer:
         from entrosel.io.records import Rejects
         from entrosel.pool import iter_records
