@@ -1,5 +1,6 @@
 """entrosel: select training data for language models through the compression view of data."""
 from entrosel.commands.data import export_sharegpt
+from entrosel.commands.law import law_check, law_measure, law_report, law_track
 from entrosel.commands.measure import measure, measure_one
 from entrosel.commands.probe import probe_train, prune_pool
 from entrosel.commands.score import compression_scores, score_compression, score_lm, score_words
@@ -14,7 +15,7 @@ __version__ = "0.1.0"
 
 __all__ = ["Compressor", "InputError", "Record", "Rejects", "RenderError", "Renderer",
            "Serialization", "ZipSelector", "compression_ratio", "compression_scores",
-           "export_sharegpt", "measure", "measure_one", "probe_train", "prune_pool",
+           "export_sharegpt", "law_check", "law_measure", "law_report", "law_track", "measure", "measure_one", "probe_train", "prune_pool",
            "read_records", "render_text", "score_compression", "score_lm", "score_words",
            "select_by_score", "select_zip", "select_zip_to_file", "serialize", "write_records",
            "write_selection"]
