@@ -30,3 +30,14 @@ def tiny_lm(folder: Path, bos: bool = True) -> Path:
     model.save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
+
+
+def bpe_tokenizer_file(texts: list[str], path: Path, vocab_size: int = 400):
+    """A byte-level BPE ``tokenizer.json`` trained on ``texts``; returns the tokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["[UNK]"]))
+    tok.save(str(path))
+    return tok

@@ -101,16 +101,12 @@ def test_measure_with_probe_gives_L(tmp_path, real_exchanges):
 
 
 def test_measure_counts_tokens_and_reads_trainer_state(tmp_path, real_exchanges):
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-
     from entrosel.formats import render_text
+    from tests.lm_fixtures import bpe_tokenizer_file
 
     records = real_exchanges[:30]
     texts = [render_text(r) for r in records]
-    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=["[UNK]"]))
-    tok.save(str(tmp_path / "tokenizer.json"))
+    tok = bpe_tokenizer_file(texts, tmp_path / "tokenizer.json", vocab_size=300)
     state = tmp_path / "trainer_state.json"
     state.write_text(json.dumps({"log_history": [{"epoch": 0.5, "loss": 1.5}, {"epoch": 1.0, "loss": 1.25}]}))
     path = write_jsonl(tmp_path / "v.jsonl", records)

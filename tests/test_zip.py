@@ -125,17 +125,13 @@ def test_selector_attributes(real_exchanges):
 
 
 def test_token_budget(tmp_path, real_exchanges):
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-
     from entrosel.formats import render_text
+    from tests.lm_fixtures import bpe_tokenizer_file
 
     records = real_exchanges[:80]
     texts = [render_text(r) for r in records]
-    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=400, special_tokens=["[UNK]"]))
     path = tmp_path / "tokenizer.json"
-    tok.save(str(path))
+    tok = bpe_tokenizer_file(texts, path)
     counts = [len(tok.encode(t, add_special_tokens=False).ids) for t in texts]
 
     by_samples = select_zip(records, 80, k1=30, k2=10, k3=5, workers=1)
