@@ -62,6 +62,8 @@ def load_causal_lm(model: str, gguf_file: str | None = None, device: str = "cpu"
     except ImportError:
         raise InputError("LM scoring needs transformers: pip install 'entrosel[lm]'") from None
     path = Path(model)
+    if not path.exists() and (model.startswith((".", "/", "~")) or model.count("/") > 1):
+        raise InputError("no such model folder or file (a hub name looks like 'org/name')", model)
     if gguf_file is None and path.is_file() and path.suffix == ".gguf":
         model, gguf_file = str(path.parent), path.name
     if dtype == "auto":
