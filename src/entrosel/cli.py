@@ -119,7 +119,8 @@ def _cmd_select_zip(a: argparse.Namespace) -> int:
         budget_tokens=a.budget_tokens, tokenizer=a.tokenizer, k1=a.k1, k2=a.k2, k3=a.k3,
         serialize=a.serialize, level=a.level, compressor=a.compressor, workers=a.workers,
         input_format=a.input_format, text_field=a.text_field, template=_unescape(a.template),
-        on_error=a.on_error, checkpoint=a.checkpoint, resume=a.resume, progress=a.progress)
+        on_error=a.on_error, checkpoint=a.checkpoint, resume=a.resume, engine=a.engine,
+        ray_address=a.ray_address, progress=a.progress)
     tokens = f", {selector.tokens_:,} tokens" if a.budget_tokens is not None else ""
     _summary("select zip", s, f" selected in {len(selector.round_timings_)} rounds{tokens}")
     return 0
@@ -353,6 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write each selected record's rank, index, id, round, stage-2 and stage-3 ratios")
     p.add_argument("--checkpoint", metavar="DIR", help="save the state after every round in DIR")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint DIR")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local worker processes (default) or Ray actors; the selection is the same")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="Ray cluster to join (default: RAY_ADDRESS, or start a local Ray)")
     _input_options(p)
     _compression_options(p)
     _run_options(p)

@@ -84,19 +84,23 @@ class PoolItems:
 
 
 class OpenItems:
-    """The pool's bytes mapped into this process."""
+    """The pool's bytes mapped into this process (or held in a buffer another process gave)."""
 
-    def __init__(self, view: PoolItems) -> None:
+    def __init__(self, view: PoolItems | None = None, *, buffer: Any = None,
+                 offsets: np.ndarray | None = None) -> None:
+        if view is None:
+            self.offsets, self._buf = offsets, buffer
+            return
         self.offsets = view.offsets
         size = int(view.offsets[-1])
         if size == 0:
-            self._buf: bytes | mmap.mmap = b""
+            self._buf = b""
         else:
             with open(view.path, "rb") as f:
                 self._buf = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
 
     def __getitem__(self, i: int) -> bytes:
-        return self._buf[self.offsets[i]:self.offsets[i + 1]]
+        return bytes(self._buf[self.offsets[i]:self.offsets[i + 1]])
 
     def __len__(self) -> int:
         return len(self.offsets) - 1

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from entrosel.formats.serialize import Framing
-from entrosel.pool import PoolItems
+from entrosel.pool import OpenItems, PoolItems
 from entrosel.scoring.anchored import AnchoredEvaluator, make_evaluator
 from entrosel.scoring.compression import Compressor
 
@@ -63,12 +63,13 @@ def ordered_map(fn: Callable[[Any], Any], chunks: Iterable[Any], workers: int | 
             yield pending.popleft().result()
 
 
-class _Evaluators:
-    """What one worker holds: an evaluator per named anchor."""
+class Evaluators:
+    """What one worker holds: an evaluator per named anchor, over the pool's bytes
+    (a :class:`PoolItems` file, or an :class:`OpenItems` buffer shipped by the engine)."""
 
-    def __init__(self, items: PoolItems, framing: Framing, compressor: Compressor,
+    def __init__(self, items: PoolItems | OpenItems, framing: Framing, compressor: Compressor,
                  strategy: str, anchors: Sequence[str]) -> None:
-        opened = items.open()
+        opened = items.open() if isinstance(items, PoolItems) else items
         self.by_anchor: dict[str, AnchoredEvaluator] = {
             a: make_evaluator(opened, framing, compressor, strategy) for a in anchors}
 
@@ -86,7 +87,7 @@ class _Evaluators:
 def _worker_main(conn, args) -> None:
     _ignore_sigint()
     parent = os.getppid()
-    evaluators = _Evaluators(*args)
+    evaluators = Evaluators(*args)
     while True:
         # A forked sibling may hold our pipe's other end open, so EOF alone does not tell
         # that the parent died (e.g. SIGKILL); check its pid while idle.
@@ -117,11 +118,11 @@ class EvaluatorGroup:
                  workers: int | None = None) -> None:
         self.workers = resolve_workers(workers)
         args = (items, framing, compressor, strategy, tuple(anchors))
-        self._local: _Evaluators | None = None
+        self._local: Evaluators | None = None
         self._conns: list = []
         self._procs: list = []
         if self.workers == 1:
-            self._local = _Evaluators(*args)
+            self._local = Evaluators(*args)
             return
         ctx = mp.get_context()
         try:

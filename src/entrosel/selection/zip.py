@@ -76,6 +76,8 @@ class ZipSelector:
     checkpoint: str | Path | None = None
     resume: bool = False
     strategy: str = "auto"
+    engine: str = "local"
+    ray_address: str | None = None
     progress: bool | None = None
 
     selected_: list[int] = field(default_factory=list, init=False, repr=False)
@@ -110,8 +112,7 @@ class ZipSelector:
             tokens = self._token_counts(source, options, pool)
             checkpoint = self._checkpoint(pool, compressor)
             state = self._start(checkpoint)
-            with EvaluatorGroup(pool.items, options.serialization.framing, compressor,
-                                self.strategy, workers=self.workers) as group:
+            with self._evaluators(pool, options, compressor) as group:
                 state = self._run(pool, group, tokens, state, checkpoint)
             self.selected_ = [int(pool.index[p]) for p in state.selected]
             self.ids_ = [pool.ids[p] for p in state.selected]
@@ -120,6 +121,15 @@ class ZipSelector:
         self.stage3_ratios_ = list(state.stage3)
         self.tokens_ = state.tokens
         return self.selected_
+
+    def _evaluators(self, pool: Pool, options: InputOptions, compressor: Compressor):
+        args = (pool.items, options.serialization.framing, compressor, self.strategy)
+        if self.engine == "ray":
+            from entrosel.engines.ray import RayEvaluatorGroup
+            return RayEvaluatorGroup(*args, workers=self.workers, address=self.ray_address)
+        if self.engine != "local":
+            raise InputError(f"--engine must be 'local' or 'ray', not {self.engine!r}")
+        return EvaluatorGroup(*args, workers=self.workers)
 
     def _token_counts(self, source: Source, options: InputOptions, pool: Pool) -> np.ndarray | None:
         if self.budget_tokens is None:
