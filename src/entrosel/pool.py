@@ -105,6 +105,11 @@ class OpenItems:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    @property
+    def buffer(self) -> Any:
+        """All items' bytes, back to back."""
+        return self._buf
+
 
 class Pool:
     """Serialized samples with their input row index and id, in input order."""

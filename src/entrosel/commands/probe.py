@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from entrosel.commands.score import RunSummary, score_lm
+from entrosel.commands.score import RunSummary, rendered_records, score_lm
 from entrosel.commands.select import select_by_score
 from entrosel.formats.render import TURN_SEPARATOR
 from entrosel.io.records import Rejects, rejects_path
@@ -20,12 +20,12 @@ def probe_train(input: Source, output: str | Path, *, size: str = "tiny", epochs
                 template: str | None = None, on_error: str = "raise",
                 progress: bool | None = None) -> dict[str, Any]:
     """Train the data probe on the rendered records of ``input``; see :func:`train_probe`."""
-    from entrosel.commands.score import _rendered
-    from entrosel.probe.train import train_probe
+    from entrosel.probe.train import train_probe  # needs the [lm] extra
 
     options = InputOptions(input_format, "text", text_field, template, on_error)
     rejects = Rejects(on_error)
-    texts = [TURN_SEPARATOR.join(t.text for t in turns) for _, turns in _rendered(input, options, rejects)]
+    texts = [TURN_SEPARATOR.join(t.text for t in turns)
+             for _, turns in rendered_records(input, options, rejects)]
     metrics = train_probe(texts, output, size=size, epochs=epochs, seed=seed, learning_rate=learning_rate,
                           batch_size=batch_size, device=device, progress=progress)
     metrics["rejected"] = len(rejects)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +12,9 @@ import numpy as np
 
 from entrosel.engines.local import ordered_map, resolve_workers
 from entrosel.errors import InputError
-from entrosel.formats.render import TURN_SEPARATOR, RenderError
+from entrosel.formats.render import TURN_SEPARATOR, RenderError, Turn
 from entrosel.formats.serialize import Serialization
+from entrosel.io.atomic import atomic_path
 from entrosel.io.readers import detect_format, jsonl_lines, parse_jsonl_line
 from entrosel.io.records import Record, Rejects, rejects_path
 from entrosel.io.writers import write_records
@@ -158,7 +160,8 @@ def score_compression(input: Source, output: str | Path, *, input_format: str | 
                       rejected_file, totals["bytes"])
 
 
-def _rendered(input: Source, options: InputOptions, rejects: Rejects) -> Iterator[tuple[Record, list]]:
+def rendered_records(input: Source, options: InputOptions,
+                     rejects: Rejects) -> Iterator[tuple[Record, list[Turn]]]:
     """Each readable record with its turns; records without text go to ``rejects``."""
     renderer = options.serialization.renderer
     for record in iter_records(input, options.input_format, rejects):
@@ -169,16 +172,13 @@ def _rendered(input: Source, options: InputOptions, rejects: Rejects) -> Iterato
 
 
 def _write_meta(output: str | Path, meta: dict[str, Any]) -> None:
-    import json
-
-    from entrosel.io.atomic import atomic_path
     with atomic_path(f"{output}.meta.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=1) + "\n")
 
 
 def _word_model(input: Source, options: InputOptions) -> WordSurprisal:
     return WordSurprisal().fit(TURN_SEPARATOR.join(t.text for t in turns)
-                               for _, turns in _rendered(input, options, Rejects("skip")))
+                               for _, turns in rendered_records(input, options, Rejects("skip")))
 
 
 def score_words(input: Source, output: str | Path, *, input_format: str | None = None,
@@ -192,7 +192,7 @@ def score_words(input: Source, output: str | Path, *, input_format: str | None =
 
     def rows() -> Iterator[dict[str, Any]]:
         with Progress("scoring words", unit=" records", enabled=progress) as bar:
-            for record, turns in _rendered(input, options, rejects):
+            for record, turns in rendered_records(input, options, rejects):
                 [ws] = model.score([TURN_SEPARATOR.join(t.text for t in turns)])
                 yield _id_row(record) | {"word_surprisal": float(ws)}
                 bar.update()
@@ -253,7 +253,7 @@ def score_lm(input: Source, output: str | Path, *, model: str, gguf_file: str | 
                 rows.append(_id_row(record) | scores | {"word_surprisal": float(words.score([text])[0])})
             pending.clear()
 
-        for pair in _rendered(input, options, rejects):
+        for pair in rendered_records(input, options, rejects):
             pending.append(pair)
             if len(pending) >= block:
                 flush()

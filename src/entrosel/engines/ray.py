@@ -62,8 +62,8 @@ class RayEvaluatorGroup:
         ray = init_ray(address)
         self._ray = ray
         self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        opened = items.open()
-        blob = np.frombuffer(opened._buf, dtype=np.uint8) if len(opened._buf) else np.zeros(0, np.uint8)
+        buffer = items.open().buffer
+        blob = np.frombuffer(buffer, dtype=np.uint8) if len(buffer) else np.zeros(0, np.uint8)
         self._args = (ray.put(blob), items.offsets, framing, compressor, strategy, tuple(anchors))
         self._actor_class = ray.remote(num_cpus=1)(_Actor)
         self._log: dict[str, list[int]] = {a: [] for a in anchors}
