@@ -19,7 +19,7 @@ from entrosel.io.records import Record, Rejects, record_error
 
 INPUT_FORMATS = ("jsonl", "json", "csv", "parquet", "hf")
 
-_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
+SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
              ".parquet": "parquet", ".pq": "parquet"}
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _JSON_GAP = re.compile(r"[\s,]*")
@@ -38,7 +38,7 @@ def detect_format(path: str | Path) -> str:
     suffixes = [s.lower() for s in p.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
-    fmt = _SUFFIXES.get(suffixes[-1]) if suffixes else None
+    fmt = SUFFIX_FORMATS.get(suffixes[-1]) if suffixes else None
     if fmt is None:
         raise InputError("cannot tell the format from the file name; pass --input-format "
                          f"({'|'.join(INPUT_FORMATS)})", p)

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 
 from entrosel.errors import InputError
 from entrosel.io.atomic import atomic_path
-from entrosel.io.readers import _SUFFIXES, INPUT_FORMATS, import_extra, detect_format
+from entrosel.io.readers import SUFFIX_FORMATS, INPUT_FORMATS, import_extra, detect_format
 from entrosel.io.records import Record
 
 OUTPUT_FORMATS = INPUT_FORMATS
@@ -22,8 +22,8 @@ def output_format_for(path: str | Path) -> str:
     """The format to write ``path`` in: from its extension; a name with none is a HF folder."""
     p = Path(path)
     suffix = p.suffix.lower()
-    if suffix in _SUFFIXES:
-        return _SUFFIXES[suffix]
+    if suffix in SUFFIX_FORMATS:
+        return SUFFIX_FORMATS[suffix]
     if suffix == "":
         return "hf"
     raise InputError(f"cannot tell the output format from {p.name!r}; use one of "
