@@ -6,7 +6,6 @@ import lzma
 import random
 import zlib
 
-import numpy as np
 import pytest
 
 from entrosel import compression_ratio, measure, score_compression

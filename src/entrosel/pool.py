@@ -10,12 +10,11 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from entrosel.formats.render import Renderer, RenderError
+from entrosel.formats.render import Renderer, RenderError, Turn
 from entrosel.formats.serialize import Serialization
 from entrosel.io.readers import read_records
 from entrosel.io.records import OnError, Record, Rejects
@@ -61,6 +60,17 @@ def serialized_records(records: Iterable[Record], serialization: Serialization,
             rejects.reject(record.error(str(e)), _raw_text(record))
             continue
         yield record, item
+
+
+def rendered_records(input: Source, options: InputOptions,
+                     rejects: Rejects) -> Iterator[tuple[Record, list[Turn]]]:
+    """Each readable record with its turns; records without text go to ``rejects``."""
+    renderer = options.serialization.renderer
+    for record in iter_records(input, options.input_format, rejects):
+        try:
+            yield record, renderer.turns(record.data)
+        except RenderError as e:
+            rejects.reject(record.error(str(e)), _raw_text(record))
 
 
 def _raw_text(record: Record) -> str:

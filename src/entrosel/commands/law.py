@@ -33,13 +33,10 @@ def law_measure(input: Source, *, serialize: str = "text", compressor: str = "zl
                            "sha256": m["sha256"], "serialize": serialize, "compressor": compressor,
                            "level": level}
     if tokenizer:
-        from entrosel.io.records import Rejects
-        from entrosel.pool import iter_records
         from entrosel.scoring.tokens import record_token_counts
 
         options = InputOptions(input_format, "text", text_field, template)
-        index = [r.index for r in iter_records(input, input_format, Rejects("skip"))]
-        row["tokens"] = int(record_token_counts(input, index, tokenizer, options).sum())
+        row["tokens"] = int(record_token_counts(input, None, tokenizer, options).sum())
     if loss is not None:
         row["L"], row["L_from"] = float(loss), "given"
     elif trainer_state is not None:
@@ -71,17 +68,19 @@ def law_track(history: str | Path, name: str, input: Source, *, score: float | N
     return version, note
 
 
-def law_check(history: str | Path, name: str | None = None, sigma: float = 2.0) -> Verdict:
-    """Judge a version of ``history`` against the earlier ones (see :mod:`entrosel.law.check`)."""
+def _existing_history(history: str | Path) -> list[Version]:
     if not os.path.exists(history):
         raise InputError("no such history file; create it with `entrosel law track`", history)
-    return check_version(load_history(history), name, sigma)
+    return load_history(history)
+
+
+def law_check(history: str | Path, name: str | None = None, sigma: float = 2.0) -> Verdict:
+    """Judge a version of ``history`` against the earlier ones (see :mod:`entrosel.law.check`)."""
+    return check_version(_existing_history(history), name, sigma)
 
 
 def law_report(history: str | Path, output: str | Path, sigma: float = 2.0) -> Path:
     """Write the report of ``history`` to ``output`` (.html or .md); see :mod:`entrosel.report.law`."""
     from entrosel.report.law import write_report
 
-    if not os.path.exists(history):
-        raise InputError("no such history file; create it with `entrosel law track`", history)
-    return write_report(load_history(history), output, sigma)
+    return write_report(_existing_history(history), output, sigma)

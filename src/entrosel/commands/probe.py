@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from entrosel.commands.score import RunSummary, rendered_records, score_lm
+from entrosel.commands.score import RunSummary, score_lm
 from entrosel.commands.select import select_by_score
-from entrosel.formats.render import TURN_SEPARATOR
+from entrosel.formats.render import turns_text
 from entrosel.io.records import Rejects, rejects_path
-from entrosel.pool import InputOptions, Source
+from entrosel.pool import InputOptions, Source, rendered_records
 
 
 def probe_train(input: Source, output: str | Path, *, size: str = "tiny", epochs: int = 1,
@@ -24,8 +24,7 @@ def probe_train(input: Source, output: str | Path, *, size: str = "tiny", epochs
 
     options = InputOptions(input_format, "text", text_field, template, on_error)
     rejects = Rejects(on_error)
-    texts = [TURN_SEPARATOR.join(t.text for t in turns)
-             for _, turns in rendered_records(input, options, rejects)]
+    texts = [turns_text(turns) for _, turns in rendered_records(input, options, rejects)]
     metrics = train_probe(texts, output, size=size, epochs=epochs, seed=seed, learning_rate=learning_rate,
                           batch_size=batch_size, device=device, progress=progress)
     metrics["rejected"] = len(rejects)

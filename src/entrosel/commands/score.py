@@ -6,19 +6,19 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from entrosel.engines.local import ordered_map, resolve_workers
 from entrosel.errors import InputError
-from entrosel.formats.render import TURN_SEPARATOR, RenderError, Turn
+from entrosel.formats.render import RenderError, turns_text
 from entrosel.formats.serialize import Serialization
 from entrosel.io.atomic import atomic_path
 from entrosel.io.readers import detect_format, jsonl_lines, parse_jsonl_line
 from entrosel.io.records import Record, Rejects, rejects_path
 from entrosel.io.writers import write_records
-from entrosel.pool import InputOptions, Pool, PoolItems, Source, iter_records
+from entrosel.pool import InputOptions, Pool, PoolItems, Source, iter_records, rendered_records
 from entrosel.progress import Progress
 from entrosel.scoring.compression import DEFAULT_LEVEL, Compressor, compressed_sizes, ratio
 from entrosel.scoring.words import WordSurprisal
@@ -160,24 +160,13 @@ def score_compression(input: Source, output: str | Path, *, input_format: str | 
                       rejected_file, totals["bytes"])
 
 
-def rendered_records(input: Source, options: InputOptions,
-                     rejects: Rejects) -> Iterator[tuple[Record, list[Turn]]]:
-    """Each readable record with its turns; records without text go to ``rejects``."""
-    renderer = options.serialization.renderer
-    for record in iter_records(input, options.input_format, rejects):
-        try:
-            yield record, renderer.turns(record.data)
-        except RenderError as e:
-            rejects.reject(record.error(str(e)), repr(record.data)[:10_000])
-
-
 def _write_meta(output: str | Path, meta: dict[str, Any]) -> None:
     with atomic_path(f"{output}.meta.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=1) + "\n")
 
 
 def _word_model(input: Source, options: InputOptions) -> WordSurprisal:
-    return WordSurprisal().fit(TURN_SEPARATOR.join(t.text for t in turns)
+    return WordSurprisal().fit(turns_text(turns)
                                for _, turns in rendered_records(input, options, Rejects("skip")))
 
 
@@ -193,7 +182,7 @@ def score_words(input: Source, output: str | Path, *, input_format: str | None =
     def rows() -> Iterator[dict[str, Any]]:
         with Progress("scoring words", unit=" records", enabled=progress) as bar:
             for record, turns in rendered_records(input, options, rejects):
-                [ws] = model.score([TURN_SEPARATOR.join(t.text for t in turns)])
+                [ws] = model.score([turns_text(turns)])
                 yield _id_row(record) | {"word_surprisal": float(ws)}
                 bar.update()
 
@@ -249,7 +238,7 @@ def score_lm(input: Source, output: str | Path, *, model: str, gguf_file: str | 
 
         def flush() -> None:
             for (record, turns), scores in zip(pending, scorer.score([t for _, t in pending], bar)):
-                text = TURN_SEPARATOR.join(t.text for t in turns)
+                text = turns_text(turns)
                 rows.append(_id_row(record) | scores | {"word_surprisal": float(words.score([text])[0])})
             pending.clear()
 

@@ -39,6 +39,11 @@ class Turn:
     text: str
 
 
+def turns_text(turns: list[Turn]) -> str:
+    """The text of a record's turns: their texts joined by a blank line."""
+    return TURN_SEPARATOR.join(t.text for t in turns)
+
+
 def detect_record_format(record: Mapping[str, Any]) -> str | None:
     """The format of one record, or ``None`` when no known layout matches."""
     if "conversations" in record:
@@ -135,7 +140,7 @@ class Renderer:
                           "give a --template")
 
     def text(self, record: Mapping[str, Any]) -> str:
-        return TURN_SEPARATOR.join(t.text for t in self.turns(record))
+        return turns_text(self.turns(record))
 
 
 def render_text(record: Mapping[str, Any], text_field: str | None = None,

@@ -108,12 +108,12 @@ def write_report(versions: list[Version], output: str | Path, sigma: float = 2.0
         images = "".join(f'<figure><img alt="{name}" src="data:image/png;base64,'
                          f'{base64.b64encode(data).decode()}"><figcaption>{name}</figcaption></figure>'
                          for name, data in pngs.items())
-        page = (f"<!doctype html><html><head><meta charset='utf-8'><title>entrosel: entropy-law report"
-                f"</title><style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;"
-                f"padding:4px 8px}}table{{border-collapse:collapse}}figure{{display:inline-block}}</style>"
-                f"<script>addEventListener('load',()=>{{document.body.dataset.images=[...document.images]"
-                f".every(i=>i.complete&&i.naturalWidth>0)?'rendered':'broken'}})</script>"
-                f"</head><body><h1>Entropy-law report</h1><table><tr>"
+        page = ("<!doctype html><html><head><meta charset='utf-8'><title>entrosel: entropy-law report"
+                "</title><style>body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;"
+                "padding:4px 8px}table{border-collapse:collapse}figure{display:inline-block}</style>"
+                "<script>addEventListener('load',()=>{document.body.dataset.images=[...document.images]"
+                ".every(i=>i.complete&&i.naturalWidth>0)?'rendered':'broken'})</script>"
+                "</head><body><h1>Entropy-law report</h1><table><tr>"
                 + "".join(f"<th>{h}</th>" for h in HEADER) + f"</tr>{table}</table>{images}</body></html>\n")
         with atomic_path(out) as tmp:
             tmp.write_text(page, encoding="utf-8")

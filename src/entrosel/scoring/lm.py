@@ -28,7 +28,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from entrosel.errors import InputError
-from entrosel.formats.render import TURN_SEPARATOR, Turn
+from entrosel.formats.render import TURN_SEPARATOR, Turn, turns_text
 
 TARGETS = ("all", "response")
 _RESPONSE_ROLES = {"assistant"}
@@ -116,7 +116,7 @@ class LMScorer:
 
     # -- turning samples into ids and masks ---------------------------------------------
     def encode(self, turns: Sequence[Turn]) -> Encoded:
-        text = TURN_SEPARATOR.join(t.text for t in turns)
+        text = turns_text(turns)
         enc = self.tokenizer(text, add_special_tokens=False,
                              return_offsets_mapping=self.target == "response")
         ids = list(enc["input_ids"])

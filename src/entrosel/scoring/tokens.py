@@ -54,18 +54,23 @@ def count_tokens(texts: Iterable[str], tokenizer: Any, batch_size: int = 1024) -
     return np.asarray(counts, dtype=np.int64)
 
 
-def record_token_counts(source: Any, indices: Iterable[int], tokenizer: str, options: Any) -> np.ndarray:
-    """Token counts of the rendered text of the records at input ``indices`` (in that order).
+def record_token_counts(source: Any, indices: Iterable[int] | None, tokenizer: str,
+                        options: Any) -> np.ndarray:
+    """Token counts of the rendered text of the records at input ``indices`` (in that order),
+    or of every readable record in input order when ``indices`` is None.
 
     ``options`` is the :class:`entrosel.pool.InputOptions` the records were read with.
     """
     from entrosel.io.records import Rejects
     from entrosel.pool import iter_records
 
-    order = [int(i) for i in indices]
-    wanted = set(order)
     renderer = options.serialization.renderer
-    texts = {r.index: renderer.text(r.data)
-             for r in iter_records(source, options.input_format, Rejects("skip")) if r.index in wanted}
-    counts = count_tokens((texts[i] for i in order), load_tokenizer(tokenizer))
-    return counts
+    records = iter_records(source, options.input_format, Rejects("skip"))
+    if indices is None:
+        texts = (renderer.text(r.data) for r in records)
+    else:
+        order = [int(i) for i in indices]
+        wanted = set(order)
+        by_index = {r.index: renderer.text(r.data) for r in records if r.index in wanted}
+        texts = (by_index[i] for i in order)
+    return count_tokens(texts, load_tokenizer(tokenizer))
