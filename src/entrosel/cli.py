@@ -27,6 +27,13 @@ def _unescape(template: str | None) -> str | None:
     return None if template is None else template.replace("\\n", "\n").replace("\\t", "\t")
 
 
+def _input_output(p: argparse.ArgumentParser, input_help: str | None = None,
+                  output_help: str | None = None, output_metavar: str | None = None) -> None:
+    """The INPUT positional and the required -o/--output every writing verb takes."""
+    p.add_argument("input", help=input_help)
+    p.add_argument("-o", "--output", required=True, help=output_help, metavar=output_metavar)
+
+
 def _input_options(parser: argparse.ArgumentParser, on_error: bool = True) -> None:
     g = parser.add_argument_group("reading the input")
     g.add_argument("--input-format", choices=INPUT_FORMATS,
@@ -151,8 +158,7 @@ def _budget_options(p: argparse.ArgumentParser, tokenizer: bool = True) -> None:
 
 def _score_selector(methods, name: str, help_: str, description: str) -> argparse.ArgumentParser:
     p = methods.add_parser(name, help=help_, description=description)
-    p.add_argument("input")
-    p.add_argument("-o", "--output", required=True, help="selected records (format from extension)")
+    _input_output(p, output_help="selected records (format from extension)")
     p.add_argument("--scores", metavar="FILE", required=name != "random",
                    help="score file with an 'index' column (from `entrosel score ...`)")
     if name != "random":
@@ -274,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = scorers.add_parser("compression", help="compression ratio of each record",
                            description="Write one row per input record: index, id (if any), "
                                        "compression_ratio, bytes, compressed_bytes.")
-    p.add_argument("input", help="JSONL, JSON, CSV, Parquet file or HF dataset folder")
-    p.add_argument("-o", "--output", required=True, help="score file (.jsonl, .csv, .json, .parquet)")
+    _input_output(p, input_help="JSONL, JSON, CSV, Parquet file or HF dataset folder",
+                  output_help="score file (.jsonl, .csv, .json, .parquet)")
     _input_options(p)
     _compression_options(p)
     _run_options(p)
@@ -287,8 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "perplexity under a Hugging Face causal LM, plus word_surprisal (unigram "
                     "frequencies of the pool) and info = nll_mean + word_surprisal. The options "
                     "used go to SCORES.meta.json. Needs the [lm] extra.")
-    p.add_argument("input")
-    p.add_argument("-o", "--output", required=True, help="score file (.jsonl, .csv, .json, .parquet)")
+    _input_output(p, output_help="score file (.jsonl, .csv, .json, .parquet)")
     p.add_argument("--model", required=True, metavar="PATH_OR_NAME",
                    help="model folder (e.g. from `entrosel probe train`), hub name, or .gguf file")
     p.add_argument("--gguf-file", metavar="NAME", help="GGUF file inside the --model folder")
@@ -314,8 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Write per record: word_surprisal = -(1/m) sum log f(w) "
                                        "over its m words, f = add-one smoothed unigram "
                                        "frequencies of the whole input.")
-    p.add_argument("input")
-    p.add_argument("-o", "--output", required=True)
+    _input_output(p)
     _input_options(p)
     _run_options(p, workers=False)
     p.set_defaults(run=_cmd_score_words)
@@ -339,8 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "against the selection, keeps the K2 best as a batch and greedily picks "
                     "K3 of it. Output: the selected records, unchanged, in selection order, "
                     "stopping exactly at the budget.")
-    p.add_argument("input")
-    p.add_argument("-o", "--output", required=True, help="selected records (format from extension)")
+    _input_output(p, output_help="selected records (format from extension)")
     budget = p.add_mutually_exclusive_group(required=True)
     budget.add_argument("--budget", type=int, metavar="N", help="number of samples to select")
     budget.add_argument("--budget-tokens", type=int, metavar="N",
@@ -398,8 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "Saves a Hugging Face model folder that `score lm --model` "
                                        "loads, with metrics.json: the loss curve and the mean loss "
                                        "of the first epoch (the entropy law's L).")
-    p.add_argument("input")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
+    _input_output(p, output_metavar="MODEL_DIR")
     _probe_options(p)
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default: by size)")
     p.add_argument("--batch-size", type=int, help="blocks per step (default: 16)")
@@ -413,8 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the data probe on the pool (or use --model), score every record's "
                     "information content (info = nll_mean + word_surprisal) and drop the least "
                     "informative records first; the rest are written in input order.")
-    p.add_argument("input")
-    p.add_argument("-o", "--output", required=True)
+    _input_output(p)
     _budget_options(p, tokenizer=False)
     p.add_argument("--model", metavar="PATH_OR_NAME", help="score with this model instead of training a probe")
     p.add_argument("--gguf-file", metavar="NAME", help="GGUF file inside the --model folder")
