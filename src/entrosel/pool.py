@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from entrosel.formats.serialize import Serialization
 from entrosel.io.readers import read_records
 from entrosel.io.records import OnError, Record, Rejects
 from entrosel.progress import Progress
+
+if TYPE_CHECKING:
+    from entrosel.engines.shards import Shard
 
 Source = str | os.PathLike | Iterable[Mapping[str, Any]]
 
@@ -39,15 +42,23 @@ class InputOptions:
 
 
 def iter_records(source: Source, input_format: str | None = None,
-                 rejects: Rejects | None = None) -> Iterator[Record]:
-    """Records of a path, or of an in-memory iterable of dicts (index = position)."""
+                 rejects: Rejects | None = None, shard: Shard | None = None) -> Iterator[Record]:
+    """Records of a path, or of an in-memory iterable of dicts (index = position); with
+    ``shard``, only the records that shard owns."""
     if isinstance(source, (str, os.PathLike)):
-        yield from read_records(source, input_format, rejects)
-        return
-    for i, data in enumerate(source):
-        if not isinstance(data, Mapping):
-            raise TypeError(f"record {i} is a {type(data).__name__}, not a mapping")
-        yield Record(i, dict(data), "<records>")
+        records = read_records(source, input_format, rejects)
+    else:
+        records = (Record(i, dict(_mapping(i, data)), "<records>") for i, data in enumerate(source))
+    if shard is None:
+        yield from records
+    else:
+        yield from (r for r in records if shard.owns(r.index))
+
+
+def _mapping(i: int, data: Any) -> Mapping:
+    if not isinstance(data, Mapping):
+        raise TypeError(f"record {i} is a {type(data).__name__}, not a mapping")
+    return data
 
 
 def serialized_records(records: Iterable[Record], serialization: Serialization,
@@ -62,11 +73,11 @@ def serialized_records(records: Iterable[Record], serialization: Serialization,
         yield record, item
 
 
-def rendered_records(input: Source, options: InputOptions,
-                     rejects: Rejects) -> Iterator[tuple[Record, list[Turn]]]:
-    """Each readable record with its turns; records without text go to ``rejects``."""
+def rendered_records(input: Source, options: InputOptions, rejects: Rejects,
+                     shard: Shard | None = None) -> Iterator[tuple[Record, list[Turn]]]:
+    """Each readable record (of ``shard``) with its turns; records without text go to ``rejects``."""
     renderer = options.serialization.renderer
-    for record in iter_records(input, options.input_format, rejects):
+    for record in iter_records(input, options.input_format, rejects, shard):
         try:
             yield record, renderer.turns(record.data)
         except RenderError as e:

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from entrosel.engines.local import ordered_map, resolve_workers
+from entrosel.engines.shards import BLOCK, Shard
 from entrosel.errors import InputError
 from entrosel.formats.render import RenderError, turns_text
 from entrosel.formats.serialize import Serialization
@@ -101,7 +102,8 @@ def _score_units(units: list[Unit], serialization: Serialization, compressor: Co
     return out
 
 
-def _units(source: Source, input_format: str | None, rejects: Rejects) -> Iterator[Unit]:
+def _units(source: Source, input_format: str | None, rejects: Rejects,
+           shard: Shard | None = None) -> Iterator[Unit]:
     if isinstance(source, (str, Path)) and (input_format or detect_format(source)) == "jsonl":
         if not Path(source).exists():
             raise InputError("no such file or folder", source)
@@ -109,11 +111,16 @@ def _units(source: Source, input_format: str | None, rejects: Rejects) -> Iterat
         empty = True
         for index, line, raw in jsonl_lines(path):
             empty = False
-            yield path, index, line, raw
+            if shard is None or shard.owns(index):
+                yield path, index, line, raw
         if empty:
             raise InputError("input holds no records", source)
         return
-    yield from iter_records(source, input_format, rejects)
+    yield from iter_records(source, input_format, rejects, shard)
+
+
+def _rejects(on_error: str, shard: Shard | None) -> Rejects:
+    return Rejects(on_error, scope=shard.owns if shard is not None else None)
 
 
 def _unit_size(unit: Unit) -> int:
@@ -124,18 +131,20 @@ def score_compression(input: Source, output: str | Path, *, input_format: str | 
                       serialize: str = "text", text_field: str | None = None,
                       template: str | None = None, compressor: str = "zlib",
                       level: int = DEFAULT_LEVEL, workers: int | None = None,
-                      on_error: str = "raise", progress: bool | None = None) -> RunSummary:
+                      on_error: str = "raise", progress: bool | None = None,
+                      shard: Shard | None = None) -> RunSummary:
     """Write one row per record: ``index``, ``id`` (if any), ``compression_ratio``, ``bytes``,
-    ``compressed_bytes``. Each record is framed as a one-sample set (``repr``: ``[record]``)."""
+    ``compressed_bytes``. Each record is framed as a one-sample set (``repr``: ``[record]``).
+    With ``shard``, only that shard's records (see :mod:`entrosel.engines.shards`)."""
     t0 = time.perf_counter()
     options = InputOptions(input_format, serialize, text_field, template, on_error)
-    rejects = Rejects(on_error)
+    rejects = _rejects(on_error, shard)
     work = functools.partial(_score_units, serialization=options.serialization,
                              compressor=Compressor(compressor, level))
     totals = {"records": 0, "bytes": 0}
 
     def rows() -> Iterator[dict[str, Any]]:
-        chunks = _chunks(_units(input, input_format, rejects), _unit_size)
+        chunks = _chunks(_units(input, input_format, rejects, shard), _unit_size)
         with Progress("scoring", unit="B", enabled=progress) as bar:
             for results in ordered_map(work, chunks, resolve_workers(workers)):
                 for kind, *fields in results:
@@ -172,16 +181,18 @@ def _word_model(input: Source, options: InputOptions) -> WordSurprisal:
 
 def score_words(input: Source, output: str | Path, *, input_format: str | None = None,
                 text_field: str | None = None, template: str | None = None,
-                on_error: str = "raise", progress: bool | None = None) -> RunSummary:
-    """Write ``index``, ``id``, ``word_surprisal`` per record (unigram frequencies of this pool)."""
+                on_error: str = "raise", progress: bool | None = None,
+                shard: Shard | None = None) -> RunSummary:
+    """Write ``index``, ``id``, ``word_surprisal`` per record (unigram frequencies of this
+    pool: the whole input, also when ``shard`` scores only a slice of it)."""
     t0 = time.perf_counter()
     options = InputOptions(input_format, "text", text_field, template, on_error)
-    rejects = Rejects(on_error)
+    rejects = _rejects(on_error, shard)
     model = _word_model(input, options)
 
     def rows() -> Iterator[dict[str, Any]]:
         with Progress("scoring words", unit=" records", enabled=progress) as bar:
-            for record, turns in rendered_records(input, options, rejects):
+            for record, turns in rendered_records(input, options, rejects, shard):
                 [ws] = model.score([turns_text(turns)])
                 yield _id_row(record) | {"word_surprisal": float(ws)}
                 bar.update()
@@ -201,6 +212,14 @@ def _id_row(record: Record) -> dict[str, Any]:
     return {"index": record.index} if id_ is None else {"index": record.index, "id": id_}
 
 
+def add_info(rows: list[dict[str, Any]], info_lm: str, standardize: bool) -> None:
+    """Set each LM score row's ``info`` (standardized over all ``rows`` if asked)."""
+    lm_term = np.array([r["nll_mean"] if info_lm == "mean" else r["bits"] * np.log(2) for r in rows])
+    info = combine_info(lm_term, np.array([r["word_surprisal"] for r in rows]), standardize)
+    for row, value in zip(rows, info.tolist()):
+        row["info"] = value
+
+
 def combine_info(nll: np.ndarray, word_surprisal: np.ndarray, standardize: bool = False) -> np.ndarray:
     """``info = H(W, q) + H(W, f)``; with ``standardize`` each term is z-scored over the pool first."""
     def z(x: np.ndarray) -> np.ndarray:
@@ -215,20 +234,26 @@ def score_lm(input: Source, output: str | Path, *, model: str, gguf_file: str | 
              stride: int | None = None, device: str = "auto", dtype: str = "auto",
              info_lm: str = "mean", standardize: bool = False, input_format: str | None = None,
              text_field: str | None = None, template: str | None = None, on_error: str = "raise",
-             progress: bool | None = None, block: int = 4096) -> RunSummary:
+             progress: bool | None = None, shard: Shard | None = None,
+             loaded: tuple[Any, Any] | None = None) -> RunSummary:
     """Write per record: ``index``, ``id``, ``tokens``, ``nll_mean``, ``bits``, ``perplexity``
     under ``model``, plus ``word_surprisal`` and ``info`` (``nll_mean`` or, with
     ``info_lm="total"``, the total NLL in nats, plus ``word_surprisal``). The options used
-    are written to ``OUTPUT.meta.json``."""
+    are written to ``OUTPUT.meta.json``.
+
+    Batches are formed within blocks of consecutive records (``shards.BLOCK``), so a
+    ``shard`` forms the same batches as a whole run. ``loaded``: the ``(model, tokenizer)``
+    pair already loaded from ``model`` (a Ray actor loads it once for many shards).
+    """
     from entrosel.scoring.lm import LMScorer, load_causal_lm, resolve_device
 
     if info_lm not in ("mean", "total"):
         raise InputError(f"--info-lm must be 'mean' or 'total', not {info_lm!r}")
     t0 = time.perf_counter()
     options = InputOptions(input_format, "text", text_field, template, on_error)
-    rejects = Rejects(on_error)
+    rejects = _rejects(on_error, shard)
     dev = resolve_device(device)
-    lm, tokenizer = load_causal_lm(model, gguf_file, dev, dtype)
+    lm, tokenizer = loaded if loaded is not None else load_causal_lm(model, gguf_file, dev, dtype)
     scorer = LMScorer(lm, tokenizer, batch_size=batch_size, max_length=max_length, stride=stride,
                       target=target, device=dev)
     words = _word_model(input, options)
@@ -242,15 +267,12 @@ def score_lm(input: Source, output: str | Path, *, model: str, gguf_file: str | 
                 rows.append(_id_row(record) | scores | {"word_surprisal": float(words.score([text])[0])})
             pending.clear()
 
-        for pair in rendered_records(input, options, rejects):
-            pending.append(pair)
-            if len(pending) >= block:
+        for pair in rendered_records(input, options, rejects, shard):
+            if pending and pending[0][0].index // BLOCK != pair[0].index // BLOCK:
                 flush()
+            pending.append(pair)
         flush()
-    lm_term = np.array([r["nll_mean"] if info_lm == "mean" else r["bits"] * np.log(2) for r in rows])
-    info = combine_info(lm_term, np.array([r["word_surprisal"] for r in rows]), standardize)
-    for row, value in zip(rows, info.tolist()):
-        row["info"] = value
+    add_info(rows, info_lm, standardize)
     write_records(rows, output)
     _write_meta(output, {"scorer": "lm", "model": model, "gguf_file": gguf_file, "target": target,
                          "max_length": scorer.max_length, "stride": scorer.stride, "batch_size": batch_size,

@@ -1,15 +1,21 @@
-"""The Ray engine for ZIP: long-lived actors, each holding its own live compressors.
+"""The Ray engine: ZIP on long-lived actors, and scoring shards with Ray Data.
 
+ZIP: each actor holds its own live compressors.
 The pool's bytes go once into Ray's object store; every actor reads them from there (so
 actors on other nodes need no shared file system). Anchor updates are sent to every actor
 (in order, per actor); candidates are dealt out among them and their ratios gathered, as in
 the local engine, so the selection is the same. If an actor dies, a new one is started and
 brought back to the same state by replaying the anchor updates since each anchor's last
 reset, and the call is repeated.
+
+Scoring: :func:`map_shards` runs one task per shard (see :mod:`entrosel.engines.shards`)
+with ``Dataset.map_batches``; with a ``setup`` (loading a model) the tasks run on a pool of
+actors that each call it once. Tasks that fail are retried by Ray; a shard's output is
+atomic, so a retry starts clean.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -36,6 +42,42 @@ def init_ray(address: str | None = None) -> Any:
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
                  include_dashboard=False, configure_logging=False)
     return ray
+
+
+class _ShardTask:
+    """One Ray Data call: run ``work`` on the shard numbers of a batch."""
+
+    def __init__(self, work: Callable[[Any, int], dict], setup: Callable[[], Any] | None) -> None:
+        self.work = work
+        self.state = setup() if setup is not None else None
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        results = [self.work(self.state, int(i)) for i in batch["id"]]
+        return {key: [r[key] for r in results] for key in results[0]}
+
+
+def map_shards(count: int, work: Callable[[Any, int], dict], *, setup: Callable[[], Any] | None = None,
+               concurrency: int | None = None, num_gpus: float = 0, address: str | None = None
+               ) -> list[dict[str, Any]]:
+    """``work(state, shard)`` for shards ``0..count-1`` on Ray, one shard per task; returns
+    the results in shard order. Without ``setup`` the shards run as CPU tasks; with it, on
+    ``concurrency`` actors (default: as many as the cluster's CPUs, or GPUs when
+    ``num_gpus`` is asked for) whose state is ``setup()``."""
+    ray = init_ray(address)
+    dataset = ray.data.range(count, override_num_blocks=count)
+    if setup is None:
+        task = _ShardTask(work, None)
+        dataset = dataset.map_batches(task, batch_size=1, num_cpus=1)
+    else:
+        if concurrency is None:
+            resources = ray.cluster_resources()
+            concurrency = max(1, int(resources.get("GPU", 0) // num_gpus) if num_gpus
+                              else int(resources.get("CPU", 1)))
+        dataset = dataset.map_batches(_ShardTask, fn_constructor_args=(work, setup), batch_size=1,
+                                      concurrency=min(concurrency, count), num_gpus=num_gpus or None,
+                                      num_cpus=1)
+    rows = dataset.take_all()
+    return sorted(rows, key=lambda r: r["shard"])
 
 
 class _Actor:

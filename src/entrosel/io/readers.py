@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 from entrosel.errors import InputError
 from entrosel.io.records import Record, Rejects, record_error
 
-INPUT_FORMATS = ("jsonl", "json", "csv", "parquet", "hf")
+INPUT_FORMATS = ("jsonl", "json", "csv", "parquet", "hf", "folder")
 
 SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
              ".parquet": "parquet", ".pq": "parquet"}
@@ -26,15 +26,16 @@ _JSON_GAP = re.compile(r"[\s,]*")
 
 
 def detect_format(path: str | Path) -> str:
-    """The format of ``path`` from its extension (``.gz`` looked through), or a folder saved
-    by ``datasets.Dataset.save_to_disk``. A ``.json`` file holding one object per line is JSONL."""
+    """The format of ``path`` from its extension (``.gz`` looked through); for a folder,
+    ``hf`` (saved by ``datasets.Dataset.save_to_disk``) or ``folder`` (a folder of data
+    files, the shards of one data set). A ``.json`` file holding one object per line is JSONL."""
     p = Path(path)
     if p.is_dir():
         if (p / "dataset_info.json").exists() or (p / "state.json").exists() \
                 or (p / "dataset_dict.json").exists():
             return "hf"
-        raise InputError("folder is not a Hugging Face dataset saved with save_to_disk "
-                         "(no state.json); pass a file or such a folder", p)
+        shard_files(p)  # refuses a folder without data files
+        return "folder"
     suffixes = [s.lower() for s in p.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
@@ -81,10 +82,31 @@ def _not_an_object(value: Any) -> str:
     return f"expected a JSON object (a record), found {type(value).__name__}"
 
 
-def jsonl_lines(path: str | Path) -> Iterator[tuple[int, int, bytes]]:
+def shard_files(folder: Path) -> list[Path]:
+    """The data files of a folder of shards (``part-0000.jsonl``, ...), in name order; hidden
+    files, ``_``-prefixed ones and entrosel's side files are not data."""
+    def is_data(f: Path) -> bool:
+        suffixes = [s.lower() for s in f.suffixes if s.lower() != ".gz"]
+        return (f.is_file() and not f.name.startswith((".", "_")) and bool(suffixes)
+                and suffixes[-1] in SUFFIX_FORMATS and ".meta" not in suffixes
+                and ".rejects" not in suffixes)
+
+    files = sorted(f for f in folder.iterdir() if is_data(f))
+    if not files:
+        raise InputError("folder holds no data files (.jsonl, .json, .csv, .parquet, or .gz of "
+                         "those) and is not a Hugging Face dataset saved with save_to_disk", folder)
+    formats = {detect_format(f) for f in files}
+    if len(formats) > 1:
+        raise InputError(f"folder mixes formats ({', '.join(sorted(formats))}); keep the shards "
+                         "of one data set in one format", folder)
+    return files
+
+
+def jsonl_lines(path: str | Path, start: int = 0) -> Iterator[tuple[int, int, bytes]]:
     """``(index, line, raw)`` for each non-blank line of a JSONL file, unparsed, so that the
-    parsing can run where the rest of the work runs (see :func:`parse_jsonl_line`)."""
-    index = 0
+    parsing can run where the rest of the work runs (see :func:`parse_jsonl_line`).
+    Indices count from ``start``."""
+    index = start
     with _open_binary(Path(path)) as f:
         for line_no, raw in enumerate(f, start=1):
             if raw.strip():
@@ -108,12 +130,18 @@ def parse_jsonl_line(path: str | Path, index: int, line_no: int, raw: bytes) -> 
     return Record(index, data, str(path), line_no, raw)
 
 
-def _read_jsonl(path: Path, rejects: Rejects) -> Iterator[Record]:
-    for index, line_no, raw in jsonl_lines(path):
+# Each reader numbers its records from ``start`` and returns the next free index, so that
+# a folder of shards numbers its records as one data set.
+
+def _read_jsonl(path: Path, rejects: Rejects, start: int = 0) -> Iterator[Record]:
+    next_index = start
+    for index, line_no, raw in jsonl_lines(path, start):
+        next_index = index + 1
         try:
             yield parse_jsonl_line(path, index, line_no, raw)
         except InputError as e:
             rejects.reject(e, raw.decode("utf-8", "replace"))
+    return next_index
 
 
 def _decode(path: Path, rejects: Rejects) -> str:
@@ -133,7 +161,7 @@ def _decode(path: Path, rejects: Rejects) -> str:
         return data.decode("utf-8", "surrogateescape")
 
 
-def _read_json(path: Path, rejects: Rejects) -> Iterator[Record]:
+def _read_json(path: Path, rejects: Rejects, start: int = 0) -> Iterator[Record]:
     text = _decode(path, rejects)
     decoder = json.JSONDecoder()
     pos = _JSON_GAP.match(text, 0).end()
@@ -141,7 +169,7 @@ def _read_json(path: Path, rejects: Rejects) -> Iterator[Record]:
         raise InputError("expected a JSON array of records ('[' ...), or one JSON object per line "
                          "(name the file .jsonl)", path, text.count("\n", 0, pos) + 1)
     pos += 1
-    line, line_pos, index = 1, 0, 0
+    line, line_pos, index = 1, 0, start
     while True:
         pos = _JSON_GAP.match(text, pos).end()
         line += text.count("\n", line_pos, pos)
@@ -149,16 +177,16 @@ def _read_json(path: Path, rejects: Rejects) -> Iterator[Record]:
         if pos >= len(text):
             rejects.reject(record_error("JSON array is not closed (file truncated?); records from "
                                       "here on are lost", path, line, index))
-            return
+            return index
         if text[pos] == "]":
-            return
+            return index
         try:
             data, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as e:
             err_line = text.count("\n", 0, e.pos) + 1
             rejects.reject(record_error(f"malformed JSON: {e.msg}; records from here on are lost",
                                       path, err_line, index), text[pos:pos + 200])
-            return
+            return index
         record_index, index = index, index + 1
         if not isinstance(data, dict):
             rejects.reject(record_error(_not_an_object(data), path, line, record_index),
@@ -171,10 +199,10 @@ def _read_json(path: Path, rejects: Rejects) -> Iterator[Record]:
         pos = end
 
 
-def _read_csv(path: Path, rejects: Rejects) -> Iterator[Record]:
+def _read_csv(path: Path, rejects: Rejects, start: int = 0) -> Iterator[Record]:
     text = _decode(path, rejects)
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    index = 0
+    index = start
     try:
         for row in reader:
             line = reader.line_num
@@ -191,22 +219,24 @@ def _read_csv(path: Path, rejects: Rejects) -> Iterator[Record]:
             yield Record(record_index, dict(row), str(path), line)
     except csv.Error as e:
         raise InputError(f"malformed CSV: {e}", path, reader.line_num) from None
+    return index
 
 
-def _read_parquet(path: Path, rejects: Rejects) -> Iterator[Record]:
+def _read_parquet(path: Path, rejects: Rejects, start: int = 0) -> Iterator[Record]:
     pq = import_extra("pyarrow.parquet", "parquet")
     try:
         pf = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several types for a file that is not Parquet
         raise InputError(f"not a readable Parquet file: {e}", path) from None
-    index = 0
+    index = start
     for batch in pf.iter_batches(batch_size=2048):
         for data in batch.to_pylist():
             yield Record(index, data, str(path))
             index += 1
+    return index
 
 
-def _read_hf(path: Path, rejects: Rejects) -> Iterator[Record]:
+def _read_hf(path: Path, rejects: Rejects, start: int = 0) -> Iterator[Record]:
     datasets = import_extra("datasets", "hf")
     try:
         ds = datasets.load_from_disk(str(path))
@@ -216,8 +246,16 @@ def _read_hf(path: Path, rejects: Rejects) -> Iterator[Record]:
         splits = ", ".join(ds)
         raise InputError(f"folder holds a DatasetDict (splits: {splits}); pass one split's "
                          f"folder, e.g. {path / next(iter(ds))}", path)
-    for index, data in enumerate(ds):
+    for index, data in enumerate(ds, start):
         yield Record(index, dict(data), str(path))
+    return start + len(ds)
+
+
+def _read_folder(path: Path, rejects: Rejects, start: int = 0) -> Iterator[Record]:
+    index = start
+    for file in shard_files(path):
+        index = yield from _READERS[detect_format(file)](file, rejects, index)
+    return index
 
 
 def import_extra(module: str, extra: str):
@@ -228,7 +266,7 @@ def import_extra(module: str, extra: str):
         raise InputError(f"this format needs the [{extra}] extra: pip install 'entrosel[{extra}]'") from None
 
 
-_READERS: dict[str, Callable[[Path, Rejects], Iterator[Record]]] = {
+_READERS: dict[str, Callable[[Path, Rejects, int], Iterator[Record]]] = {
     "jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv,
-    "parquet": _read_parquet, "hf": _read_hf,
+    "parquet": _read_parquet, "hf": _read_hf, "folder": _read_folder,
 }

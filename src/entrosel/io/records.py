@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from entrosel.errors import InputError
 from entrosel.io.atomic import atomic_path
@@ -42,12 +42,17 @@ class Rejects:
 
     on_error: OnError = "raise"
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    # a shard reads every record but answers only for its own: errors of records outside
+    # ``scope`` (a predicate on the record index) are left to the shard that owns them
+    scope: Callable[[int], bool] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.on_error not in ("raise", "skip"):
             raise InputError(f"--on-error must be 'raise' or 'skip', not {self.on_error!r}")
 
     def reject(self, error: InputError, raw: str | None = None) -> None:
+        if self.scope is not None and error.index is not None and not self.scope(error.index):
+            return
         if self.on_error == "raise":
             raise error
         self.rejected.append({"index": error.index, "path": error.path, "line": error.line,

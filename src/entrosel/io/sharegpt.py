@@ -34,10 +34,16 @@ def sharegpt_records(split: str = "conversations") -> Iterator[dict[str, Any]]:
     for record in read_records(sharegpt_path(), "json", Rejects("skip")):
         if split == "conversations":
             yield record.data
-            continue
-        turns = record.data.get("conversations") or []
-        n = 0
-        for first, second in zip(turns, turns[1:]):
-            if first.get("from") in _USER and second.get("from") not in _USER | {"system"}:
-                yield {"id": f"{record.data.get('id')}_{n}", "conversations": [first, second]}
-                n += 1
+        else:
+            yield from exchanges(record.data)
+
+
+def exchanges(conversation: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each user turn of a ShareGPT conversation with the assistant turn that answers it,
+    as a two-turn conversation with id ``{id}_{n}``."""
+    turns = conversation.get("conversations") or []
+    out = []
+    for first, second in zip(turns, turns[1:]):
+        if first.get("from") in _USER and second.get("from") not in _USER | {"system"}:
+            out.append({"id": f"{conversation.get('id')}_{len(out)}", "conversations": [first, second]})
+    return out

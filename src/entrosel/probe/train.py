@@ -60,43 +60,56 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT, pad_token=PAD)
 
 
-def train_probe(texts: Iterable[str], output: str | Path, *, size: str = "tiny", epochs: int = 1,
-                seed: int = 0, learning_rate: float | None = None, batch_size: int | None = None,
-                device: str = "cpu", progress: bool | None = None) -> dict[str, Any]:
-    """Train the probe on ``texts``; save a Hugging Face model folder with ``metrics.json``.
-
-    Returns the metrics: the loss of every step, the mean loss of each epoch
-    (``first_epoch_loss`` is the entropy law's L), tokens, blocks and seconds.
-    """
+def _torch_and_gpt2():
     try:
         import torch
         from transformers import GPT2Config, GPT2LMHeadModel
     except ImportError:
         raise InputError("the probe needs the [lm] extra: pip install -c constraints.txt 'entrosel[lm]'") from None
+    return torch, GPT2Config, GPT2LMHeadModel
+
+
+def probe_size(size: str) -> ProbeSize:
+    """The architecture and optimiser settings of ``--size``."""
     if size not in SIZES:
         raise InputError(f"--size must be one of {', '.join(SIZES)}, not {size!r}")
-    if epochs < 1:
-        raise InputError(f"--epochs must be >= 1, not {epochs}")
-    spec = SIZES[size]
-    lr = learning_rate or spec.learning_rate
-    bs = batch_size or spec.batch_size
-    t0 = time.perf_counter()
-    texts = list(texts)
-    if not texts:
-        raise InputError("the probe needs at least one text to train on")
+    return SIZES[size]
 
-    torch.manual_seed(seed)
-    tokenizer = train_tokenizer(texts, spec.vocab_size)
+
+def pack_blocks(texts: list[str], tokenizer, context: int, max_blocks: int | None = None):
+    """The texts' tokens, each text followed by end-of-text, cut into rows of ``context``
+    tokens (packing); at most ``max_blocks`` rows. A stream shorter than one row is padded
+    with end-of-text to one row. Returns ``(blocks, tokens_in_stream)``."""
+    torch, _, _ = _torch_and_gpt2()
     ids: list[int] = []
     for enc in tokenizer(texts, add_special_tokens=False)["input_ids"]:
         ids.extend(enc)
         ids.append(tokenizer.eos_token_id)
-    width = spec.context
-    n_blocks = max(1, len(ids) // width)
-    if len(ids) < width:
-        ids = ids + [tokenizer.eos_token_id] * (width - len(ids))
-    blocks = torch.tensor(ids[: n_blocks * width], dtype=torch.long).view(n_blocks, width)
+    n_tokens = len(ids)
+    n_blocks = max(1, n_tokens // context)
+    if max_blocks is not None:
+        n_blocks = min(n_blocks, max_blocks)
+    if n_tokens < context:
+        ids = ids + [tokenizer.eos_token_id] * (context - n_tokens)
+    blocks = torch.tensor(ids[: n_blocks * context], dtype=torch.long).view(n_blocks, context)
+    return blocks, n_tokens
 
+
+def train_model(blocks, tokenizer, spec: ProbeSize, *, epochs: int = 1, seed: int = 0,
+                learning_rate: float | None = None, batch_size: int | None = None,
+                device: str = "cpu", progress: bool | None = None):
+    """Train a GPT-2 of ``spec`` from scratch on packed ``blocks``; return it with its metrics.
+
+    Every epoch visits the blocks in a seeded random order; AdamW, 5% linear warm-up, then
+    a cosine decay to zero. ``first_epoch_loss`` is the mean training loss of epoch one.
+    """
+    torch, GPT2Config, GPT2LMHeadModel = _torch_and_gpt2()
+    if epochs < 1:
+        raise InputError(f"--epochs must be >= 1, not {epochs}")
+    lr = learning_rate or spec.learning_rate
+    bs = batch_size or spec.batch_size
+    n_blocks = len(blocks)
+    torch.manual_seed(seed)
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=spec.context, n_embd=spec.n_embd,
                         n_layer=spec.n_layer, n_head=spec.n_head, bos_token_id=tokenizer.bos_token_id,
                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
@@ -134,11 +147,55 @@ def train_probe(texts: Iterable[str], output: str | Path, *, size: str = "tiny",
                 epoch_sum += value
                 bar.update(1, postfix=f"loss {value:.3f}")
             epoch_losses.append(epoch_sum / steps_per_epoch)
-
+    model.eval()
     metrics = {"first_epoch_loss": epoch_losses[0], "epoch_losses": epoch_losses, "losses": losses,
-               "steps": total, "blocks": n_blocks, "tokens": len(ids), "texts": len(texts),
-               "epochs": epochs, "seed": seed, "size": size, "learning_rate": lr, "batch_size": bs,
-               "architecture": asdict(spec), "seconds": time.perf_counter() - t0}
+               "steps": total, "blocks": n_blocks, "epochs": epochs, "seed": seed,
+               "learning_rate": lr, "batch_size": bs, "architecture": asdict(spec)}
+    return model, metrics
+
+
+def evaluation_loss(model, blocks, batch_size: int = 32, device: str = "cpu") -> float:
+    """Mean next-token loss (nats per token) of ``model`` over packed ``blocks``."""
+    torch, _, _ = _torch_and_gpt2()
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, len(blocks), batch_size):
+            batch = blocks[start:start + batch_size].to(device)
+            predicted = batch.numel() - len(batch)  # every row predicts all but its first token
+            total += model(input_ids=batch, labels=batch).loss.item() * predicted
+            count += predicted
+    return total / count
+
+
+def train_probe(texts: Iterable[str], output: str | Path, *, size: str = "tiny", epochs: int = 1,
+                seed: int = 0, learning_rate: float | None = None, batch_size: int | None = None,
+                device: str = "cpu", progress: bool | None = None) -> dict[str, Any]:
+    """Train the probe on ``texts``; save a Hugging Face model folder with ``metrics.json``.
+
+    Returns the metrics: the loss of every step, the mean loss of each epoch
+    (``first_epoch_loss`` is the entropy law's L), tokens, blocks and seconds.
+    """
+    torch, _, _ = _torch_and_gpt2()
+    spec = probe_size(size)
+    if epochs < 1:
+        raise InputError(f"--epochs must be >= 1, not {epochs}")
+    t0 = time.perf_counter()
+    texts = list(texts)
+    if not texts:
+        raise InputError("the probe needs at least one text to train on")
+    torch.manual_seed(seed)
+    tokenizer = train_tokenizer(texts, spec.vocab_size)
+    blocks, n_tokens = pack_blocks(texts, tokenizer, spec.context)
+    model, trained = train_model(blocks, tokenizer, spec, epochs=epochs, seed=seed,
+                                 learning_rate=learning_rate, batch_size=batch_size,
+                                 device=device, progress=progress)
+    metrics = {"first_epoch_loss": trained["first_epoch_loss"],
+               "epoch_losses": trained["epoch_losses"], "losses": trained["losses"],
+               "steps": trained["steps"], "blocks": trained["blocks"],
+               "tokens": max(n_tokens, spec.context), "texts": len(texts), "epochs": epochs,
+               "seed": seed, "size": size, "learning_rate": trained["learning_rate"],
+               "batch_size": trained["batch_size"], "architecture": trained["architecture"],
+               "seconds": time.perf_counter() - t0}
     with atomic_path(output) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
