@@ -53,3 +53,30 @@ def test_prune_pipeline_cli(tmp_path, pool):
     entrosel("select", "prune", pool, "-o", tmp_path / "kept2.jsonl", "--scores", tmp_path / "s2.jsonl",
              "--by", "info", "--keep", "0.5", check=True)
     assert (tmp_path / "kept2.jsonl").read_bytes() == out.read_bytes()
+
+
+def test_packing_training_and_held_out_loss(real_exchanges):
+    import torch
+
+    from entrosel.formats.render import render_text
+    from entrosel.probe.train import (evaluation_loss, pack_blocks, probe_size, train_model,
+                                      train_tokenizer)
+
+    texts = [render_text(r) for r in real_exchanges[:40]]
+    spec = probe_size("tiny")
+    tokenizer = train_tokenizer(texts, 600)
+    blocks, n_tokens = pack_blocks(texts, tokenizer, spec.context)
+    ids = [t for text in texts for t in tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]]
+    assert n_tokens == len(ids) and blocks.shape == (len(ids) // spec.context, spec.context)
+    assert blocks.flatten().tolist() == ids[: blocks.numel()]
+    capped, _ = pack_blocks(texts, tokenizer, spec.context, max_blocks=3)
+    assert torch.equal(capped, blocks[:3])
+
+    model, metrics = train_model(blocks, tokenizer, spec, seed=1, progress=False)
+    assert metrics["steps"] == -(-len(blocks) // spec.batch_size)
+    held = blocks[:5]
+    # the mean NLL of every predicted token, computed here from the logits
+    with torch.inference_mode():
+        logp = torch.log_softmax(model(input_ids=held).logits[:, :-1].double(), dim=-1)
+        expected = -logp.gather(-1, held[:, 1:, None]).mean().item()
+    assert evaluation_loss(model, held, batch_size=2) == pytest.approx(expected, rel=1e-5)

@@ -45,3 +45,45 @@ def test_killed_actor_is_replaced_and_the_answer_stays(local_ray, real_exchanges
     sel = ZipSelector(budget=40, workers=2, engine="ray", **options)
     assert sel.select(records) == expected
     assert groups and groups[0].restarts >= 1
+
+
+def _many_records(path, n):
+    import json
+    import random
+
+    rng = random.Random(1)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon"]
+    path.write_text("".join(json.dumps({"id": i, "text": " ".join(rng.choice(words) for _ in range(rng.randint(1, 30)))})
+                            + "\n" for i in range(n)))
+    return path
+
+
+def test_score_compression_on_ray_equals_local(local_ray, tmp_path):
+    from entrosel.commands.sharded import score
+
+    pool = _many_records(tmp_path / "pool.jsonl", 9000)  # 3 blocks of 4096 records: 3 shards with rows
+    score("compression", pool, tmp_path / "local.jsonl", workers=1)
+    s = score("compression", pool, tmp_path / "ray.jsonl", engine="ray", shards=4)
+    assert s.records == 9000
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    assert len(list((tmp_path / "ray.jsonl.shards").glob("*.done"))) == 4
+
+
+def test_score_lm_and_prune_on_ray_equal_local(local_ray, tmp_path, real_exchanges):
+    pytest.importorskip("transformers")
+    from entrosel.commands.sharded import score
+    from entrosel.io.writers import write_records
+    from entrosel import prune_pool
+    from tests.lm_fixtures import tiny_lm
+
+    model = str(tiny_lm(tmp_path / "lm"))
+    pool = tmp_path / "pool.jsonl"
+    write_records(real_exchanges[:40], pool)
+    options = dict(model=model, device="cpu", batch_size=4, max_length=64)
+    score("lm", pool, tmp_path / "local.jsonl", **options)
+    score("lm", pool, tmp_path / "ray.jsonl", engine="ray", actors=2, **options)
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    prune = dict(keep=0.5, model=model, device="cpu", max_length=64)
+    prune_pool(pool, tmp_path / "kept-local.jsonl", **prune)
+    prune_pool(pool, tmp_path / "kept-ray.jsonl", engine="ray", **prune)
+    assert (tmp_path / "kept-ray.jsonl").read_bytes() == (tmp_path / "kept-local.jsonl").read_bytes()

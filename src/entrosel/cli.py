@@ -11,7 +11,8 @@ from entrosel.commands.data import export_sharegpt
 from entrosel.commands.law import law_check, law_measure, law_report, law_track
 from entrosel.commands.measure import measure
 from entrosel.commands.probe import probe_train, prune_pool
-from entrosel.commands.score import RunSummary, score_compression, score_lm, score_words
+from entrosel.commands.score import RunSummary
+from entrosel.commands.sharded import score
 from entrosel.commands.select import select_by_score, select_zip_to_file
 from entrosel.errors import InputError
 from entrosel.formats.render import RenderError
@@ -49,6 +50,31 @@ def _input_options(parser: argparse.ArgumentParser, on_error: bool = True) -> No
                         "and write it to OUTPUT.rejects.jsonl (skip)")
 
 
+def _ray_address(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ray-address", metavar="ADDR",
+                        help="Ray cluster to join (default: RAY_ADDRESS, or start a local Ray)")
+
+
+def _scale_options(parser: argparse.ArgumentParser, actors: bool = False) -> None:
+    g = parser.add_argument_group("scaling out")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local processes (default), or Ray: every shard as a Ray Data task, "
+                        "then merged; the scores are the same")
+    g.add_argument("--shard", metavar="I/N",
+                   help="score only shard I of N (0-based; blocks of 4096 records dealt out in "
+                        "turn) into OUTPUT.shards/, skipping it if its completion marker is "
+                        "there; the shard that finds all N done merges them into OUTPUT. For "
+                        "Slurm job arrays: --shard $SLURM_ARRAY_TASK_ID/N")
+    g.add_argument("--shards", type=int, metavar="N",
+                   help="with --engine ray: number of shards (default: the cluster's CPUs)")
+    _ray_address(g)
+    if actors:
+        g.add_argument("--actors", type=int, metavar="N",
+                       help="with --engine ray: model replicas (default: one per CPU, or per GPU)")
+        g.add_argument("--gpus-per-actor", type=float, default=0, metavar="G",
+                       help="with --engine ray: GPUs each model replica asks Ray for (default: 0)")
+
+
 def _compression_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("compression")
     g.add_argument("--serialize", choices=SERIALIZATIONS, default="text",
@@ -68,34 +94,39 @@ def _run_options(parser: argparse.ArgumentParser, workers: bool = True) -> None:
 
 def _summary(verb: str, s: RunSummary, extra: str = "") -> None:
     rejected = f", {s.rejected} rejected -> {s.rejects_file}" if s.rejected else ""
-    print(f"entrosel {verb}: {s.records:,} records{extra}{rejected} in {s.seconds:.1f}s -> {s.output}",
+    note = f" ({s.note})" if s.note else ""
+    print(f"entrosel {verb}: {s.records:,} records{extra}{rejected} in {s.seconds:.1f}s -> {s.output}{note}",
           file=sys.stderr)
 
 
+def _engine(a: argparse.Namespace) -> dict[str, Any]:
+    return dict(engine=a.engine, shard=a.shard, ray_address=a.ray_address, shards=a.shards,
+                actors=getattr(a, "actors", None), gpus_per_actor=getattr(a, "gpus_per_actor", 0))
+
+
 def _cmd_score_compression(a: argparse.Namespace) -> int:
-    s = score_compression(a.input, a.output, input_format=a.input_format, serialize=a.serialize,
-                          text_field=a.text_field, template=_unescape(a.template),
-                          compressor=a.compressor, level=a.level, workers=a.workers,
-                          on_error=a.on_error, progress=a.progress)
+    s = score("compression", a.input, a.output, input_format=a.input_format, serialize=a.serialize,
+              text_field=a.text_field, template=_unescape(a.template), compressor=a.compressor,
+              level=a.level, workers=a.workers, on_error=a.on_error, progress=a.progress, **_engine(a))
     rate = f" ({s.bytes / 1e6 / s.seconds:.1f} MB/s)" if s.seconds > 0 else ""
     _summary("score compression", s, f", {s.bytes / 1e6:.1f} MB scored{rate}")
     return 0
 
 
 def _cmd_score_lm(a: argparse.Namespace) -> int:
-    s = score_lm(a.input, a.output, model=a.model, gguf_file=a.gguf_file, target=a.target,
-                 batch_size=a.batch_size, max_length=a.max_length, stride=a.stride, device=a.device,
-                 dtype=a.dtype, info_lm=a.info_lm, standardize=a.standardize,
-                 input_format=a.input_format, text_field=a.text_field,
-                 template=_unescape(a.template), on_error=a.on_error, progress=a.progress)
+    s = score("lm", a.input, a.output, model=a.model, gguf_file=a.gguf_file, target=a.target,
+              batch_size=a.batch_size, max_length=a.max_length, stride=a.stride, device=a.device,
+              dtype=a.dtype, info_lm=a.info_lm, standardize=a.standardize,
+              input_format=a.input_format, text_field=a.text_field,
+              template=_unescape(a.template), on_error=a.on_error, progress=a.progress, **_engine(a))
     rate = f" ({s.bytes / s.seconds:,.0f} tokens/s)" if s.seconds > 0 else ""
     _summary("score lm", s, f", {s.bytes:,} tokens scored{rate}")
     return 0
 
 
 def _cmd_score_words(a: argparse.Namespace) -> int:
-    s = score_words(a.input, a.output, input_format=a.input_format, text_field=a.text_field,
-                    template=_unescape(a.template), on_error=a.on_error, progress=a.progress)
+    s = score("words", a.input, a.output, input_format=a.input_format, text_field=a.text_field,
+              template=_unescape(a.template), on_error=a.on_error, progress=a.progress, **_engine(a))
     _summary("score words", s)
     return 0
 
@@ -185,7 +216,8 @@ def _cmd_prune(a: argparse.Namespace) -> int:
                    seed=a.seed, target=a.target, max_length=a.max_length, batch_size=a.batch_size,
                    device=a.device, info_lm=a.info_lm, standardize=a.standardize,
                    scores_out=a.scores_out, input_format=a.input_format, text_field=a.text_field,
-                   template=_unescape(a.template), on_error=a.on_error, progress=a.progress)
+                   template=_unescape(a.template), on_error=a.on_error, engine=a.engine,
+                   ray_address=a.ray_address, progress=a.progress)
     _summary("prune", s, " kept")
     return 0
 
@@ -285,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     _input_options(p)
     _compression_options(p)
     _run_options(p)
+    _scale_options(p)
     p.set_defaults(run=_cmd_score_compression)
 
     p = scorers.add_parser(
@@ -313,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="z-score the LM term and word_surprisal over the pool before adding them")
     _input_options(p)
     _run_options(p, workers=False)
+    _scale_options(p, actors=True)
     p.set_defaults(run=_cmd_score_lm)
 
     p = scorers.add_parser("words", help="word surprisal under the pool's unigram frequencies",
@@ -322,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     _input_output(p)
     _input_options(p)
     _run_options(p, workers=False)
+    _scale_options(p)
     p.set_defaults(run=_cmd_score_words)
 
     p = verbs.add_parser("measure", help="compression ratio of whole data sets (R)",
@@ -359,8 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint DIR")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local worker processes (default) or Ray actors; the selection is the same")
-    p.add_argument("--ray-address", metavar="ADDR",
-                   help="Ray cluster to join (default: RAY_ADDRESS, or start a local Ray)")
+    _ray_address(p)
     _input_options(p)
     _compression_options(p)
     _run_options(p)
@@ -427,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--info-lm", choices=("mean", "total"), default="mean")
     p.add_argument("--standardize", action="store_true")
     p.add_argument("--scores-out", metavar="FILE", help="also keep the per-record scores here")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="score here (default) or on Ray; the probe trains here either way")
+    _ray_address(p)
     _input_options(p)
     _run_options(p, workers=False)
     p.set_defaults(run=_cmd_prune)

@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from entrosel.commands.score import RunSummary, score_lm
+from entrosel.commands.score import RunSummary
 from entrosel.commands.select import select_by_score
+from entrosel.commands.sharded import score
 from entrosel.formats.render import turns_text
 from entrosel.io.records import Rejects, rejects_path
 from entrosel.pool import InputOptions, Source, rendered_records
@@ -37,22 +38,26 @@ def prune_pool(input: Source, output: str | Path, *, keep: float | None = None, 
                max_length: int = 1024, batch_size: int = 16, device: str = "auto",
                info_lm: str = "mean", standardize: bool = False, scores_out: str | Path | None = None,
                input_format: str | None = None, text_field: str | None = None,
-               template: str | None = None, on_error: str = "raise",
-               progress: bool | None = None) -> RunSummary:
+               template: str | None = None, on_error: str = "raise", engine: str = "local",
+               ray_address: str | None = None, progress: bool | None = None) -> RunSummary:
     """The whole pipeline of Kim & Baek: train the probe on the pool (unless ``model`` is
-    given), score every record's information content, prune the least informative."""
+    given), score every record's information content, prune the least informative.
+
+    With ``engine="ray"`` the scoring runs on Ray (the probe trains here); its working
+    folder is made beside ``output``, which must then be on storage every node sees."""
     t0 = time.perf_counter()
     read = dict(input_format=input_format, text_field=text_field, template=template)
-    with tempfile.TemporaryDirectory(prefix="entrosel-prune-") as work:
+    beside = Path(output).absolute().parent if engine == "ray" else None
+    with tempfile.TemporaryDirectory(prefix="entrosel-prune-", dir=beside) as work:
         if model is None:
             model = str(Path(work) / "probe")
             probe_train(input, model, size=probe_size, epochs=epochs, seed=seed, on_error="skip",
                         progress=progress, **read)
         scores = Path(scores_out) if scores_out else Path(work) / "scores.jsonl"
-        scored = score_lm(input, scores, model=model, gguf_file=gguf_file, target=target,
-                          batch_size=batch_size, max_length=max_length, device=device,
-                          info_lm=info_lm, standardize=standardize, on_error=on_error,
-                          progress=progress, **read)
+        scored = score("lm", input, scores, model=model, gguf_file=gguf_file, target=target,
+                       batch_size=batch_size, max_length=max_length, device=device,
+                       info_lm=info_lm, standardize=standardize, on_error=on_error,
+                       progress=progress, engine=engine, ray_address=ray_address, **read)
         s = select_by_score(input, output, method="prune", scores=scores, by="info", keep=keep,
                             budget=budget, budget_tokens=budget_tokens, **read)
         rejects_file = None

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from entrosel.engines.local import ordered_map, resolve_workers
-from entrosel.engines.shards import BLOCK, Shard
+from entrosel.engines.shards import Shard, block_of
 from entrosel.errors import InputError
 from entrosel.formats.render import RenderError, turns_text
 from entrosel.formats.serialize import Serialization
@@ -37,6 +37,7 @@ class RunSummary:
     output: Path | None
     rejects_file: Path | None = None
     bytes: int = 0
+    note: str = ""  # e.g. which shard ran, whether the shards were merged
 
 
 def _chunks(units: Iterable[Any], size_of, limit: int = _CHUNK_BYTES) -> Iterator[list]:
@@ -241,7 +242,7 @@ def score_lm(input: Source, output: str | Path, *, model: str, gguf_file: str | 
     ``info_lm="total"``, the total NLL in nats, plus ``word_surprisal``). The options used
     are written to ``OUTPUT.meta.json``.
 
-    Batches are formed within blocks of consecutive records (``shards.BLOCK``), so a
+    Batches are formed within blocks of consecutive records (``shards.block_of``), so a
     ``shard`` forms the same batches as a whole run. ``loaded``: the ``(model, tokenizer)``
     pair already loaded from ``model`` (a Ray actor loads it once for many shards).
     """
@@ -268,7 +269,7 @@ def score_lm(input: Source, output: str | Path, *, model: str, gguf_file: str | 
             pending.clear()
 
         for pair in rendered_records(input, options, rejects, shard):
-            if pending and pending[0][0].index // BLOCK != pair[0].index // BLOCK:
+            if pending and block_of(pending[0][0].index) != block_of(pair[0].index):
                 flush()
             pending.append(pair)
         flush()

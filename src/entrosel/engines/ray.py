@@ -15,6 +15,8 @@ atomic, so a retry starts clean.
 """
 from __future__ import annotations
 
+import logging
+
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -64,7 +66,12 @@ def map_shards(count: int, work: Callable[[Any, int], dict], *, setup: Callable[
     ``concurrency`` actors (default: as many as the cluster's CPUs, or GPUs when
     ``num_gpus`` is asked for) whose state is ``setup()``."""
     ray = init_ray(address)
-    dataset = ray.data.range(count, override_num_blocks=count)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # built on the driver: no read tasks, which could wait forever for CPUs the actors hold
+    dataset = ray.data.from_items([{"id": i} for i in range(count)], override_num_blocks=count)
     if setup is None:
         task = _ShardTask(work, None)
         dataset = dataset.map_batches(task, batch_size=1, num_cpus=1)

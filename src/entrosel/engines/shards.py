@@ -24,6 +24,11 @@ from entrosel.errors import InputError
 BLOCK = 4096
 
 
+def block_of(record_index: int) -> int:
+    """The block a record belongs to; the LM scorer never batches across blocks."""
+    return record_index // BLOCK
+
+
 @dataclass(frozen=True)
 class Shard:
     """Shard ``index`` of ``count`` (0-based)."""
@@ -44,7 +49,7 @@ class Shard:
         return cls(int(m.group(1)), int(m.group(2)))
 
     def owns(self, record_index: int) -> bool:
-        return (record_index // BLOCK) % self.count == self.index
+        return block_of(record_index) % self.count == self.index
 
     @property
     def name(self) -> str:
@@ -56,9 +61,9 @@ def shard_folder(output: str | Path) -> Path:
 
 
 def shard_output(output: str | Path, shard: Shard) -> Path:
-    """Where a shard writes its rows: same format as ``output``."""
-    suffix = "".join(Path(output).suffixes) or ".jsonl"
-    return shard_folder(output) / f"{shard.name}{suffix}"
+    """Where a shard writes its rows: JSONL whatever ``output`` is, as floats survive it
+    exactly; the merge writes ``output``'s format."""
+    return shard_folder(output) / f"{shard.name}.jsonl"
 
 
 def marker_path(output: str | Path, shard: Shard) -> Path:
