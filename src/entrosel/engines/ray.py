@@ -69,7 +69,7 @@ def map_shards(count: int, work: Callable[[Any, int], dict], *, setup: Callable[
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     # built on the driver: no read tasks, which could wait forever for CPUs the actors hold
     dataset = ray.data.from_items([{"id": i} for i in range(count)], override_num_blocks=count)
     if setup is None:
