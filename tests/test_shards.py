@@ -129,3 +129,28 @@ def test_a_folder_mixing_formats_is_refused(tmp_path):
     empty.mkdir()
     with pytest.raises(InputError, match="no data files"):
         list(read_records(empty))
+
+
+def test_lm_actors_ask_for_a_gpu_when_the_cluster_has_one():
+    from entrosel.commands.sharded import actor_gpus
+
+    assert actor_gpus("auto", 0, cluster_gpus=4) == 1.0
+    assert actor_gpus("cuda:0", 0, cluster_gpus=4) == 1.0
+    assert actor_gpus("cpu", 0, cluster_gpus=4) == 0.0
+    assert actor_gpus("auto", 0, cluster_gpus=0) == 0.0
+    assert actor_gpus("auto", 0.5, cluster_gpus=4) == 0.5
+
+
+def test_a_folder_of_parquet_shards(tmp_path):
+    pytest.importorskip("pyarrow")
+    from entrosel.io.writers import write_records
+
+    records = [{"id": i, "text": f"text number {i} " * (i % 5 + 1)} for i in range(25)]
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    write_records(records[:10], folder / "part-0.parquet")
+    write_records(records[10:], folder / "part-1.parquet")
+    write_records(records, tmp_path / "whole.jsonl")
+    score("compression", folder, tmp_path / "a.jsonl", workers=1)
+    score("compression", tmp_path / "whole.jsonl", tmp_path / "b.jsonl", workers=1)
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()

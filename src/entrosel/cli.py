@@ -72,7 +72,8 @@ def _scale_options(parser: argparse.ArgumentParser, actors: bool = False) -> Non
         g.add_argument("--actors", type=int, metavar="N",
                        help="with --engine ray: model replicas (default: one per CPU, or per GPU)")
         g.add_argument("--gpus-per-actor", type=float, default=0, metavar="G",
-                       help="with --engine ray: GPUs each model replica asks Ray for (default: 0)")
+                       help="with --engine ray: GPUs each model replica asks Ray for (default: 1 "
+                            "when the cluster has GPUs and --device is auto or cuda, else 0)")
 
 
 def _compression_options(parser: argparse.ArgumentParser) -> None:

@@ -121,10 +121,21 @@ def score_on_ray(scorer: str, input: str | Path, output: str | Path, *, shards: 
         options["workers"] = 1  # Ray gives each task one CPU
     work = _ShardWork(scorer, str(input), str(output), shards, options)
     setup = _ModelLoader(options) if scorer == "lm" else None
+    if scorer == "lm":
+        cluster_gpus = init_ray(ray_address).cluster_resources().get("GPU", 0)
+        gpus_per_actor = actor_gpus(options.get("device", "auto"), gpus_per_actor, cluster_gpus)
     map_shards(shards, work, setup=setup, concurrency=actors, num_gpus=gpus_per_actor, address=ray_address)
     merged = merge_shards(output, shards)
     merged.seconds = time.perf_counter() - t0
     return merged
+
+
+def actor_gpus(device: str, requested: float, cluster_gpus: float) -> float:
+    """GPUs each LM actor asks Ray for: as requested, else one when the cluster has GPUs and
+    ``device`` lets the model use them (auto, cuda)."""
+    if requested:
+        return requested
+    return 1.0 if cluster_gpus and (device == "auto" or device.startswith("cuda")) else 0.0
 
 
 class _ShardWork:
