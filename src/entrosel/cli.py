@@ -38,7 +38,8 @@ def _input_output(p: argparse.ArgumentParser, input_help: str | None = None,
 def _input_options(parser: argparse.ArgumentParser, on_error: bool = True) -> None:
     g = parser.add_argument_group("reading the input")
     g.add_argument("--input-format", choices=INPUT_FORMATS,
-                   help="input format (default: from the extension; a folder is a HF dataset)")
+                   help="input format (default: from the extension; a folder is a HF dataset, or a "
+                        "folder of shard files read in name order as one data set)")
     text = g.add_mutually_exclusive_group()
     text.add_argument("--text-field", metavar="NAME", help="take each record's text from this field")
     text.add_argument("--template", metavar="TEMPLATE",

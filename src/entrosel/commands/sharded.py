@@ -36,7 +36,7 @@ def score_shard(scorer: str, input: str | Path, output: str | Path, shard: Shard
                 merge: bool = True, **options: Any) -> RunSummary:
     """Score ``shard`` of ``input`` with ``SCORERS[scorer]`` unless its marker says it is
     done; then, if every shard is done (and ``merge``), merge them into ``output``.
-    ``RunSummary.records`` counts this shard's rows (0 when it was already done)."""
+    ``RunSummary.records`` counts this shard's rows; ``note`` says what happened."""
     if not isinstance(input, (str, os.PathLike)):
         raise InputError("sharded scoring needs the input as a file or folder path")
     if scorer not in SCORERS:
@@ -78,7 +78,7 @@ def merge_shards(output: str | Path, count: int) -> RunSummary:
                          f"(--shard I/{count}) before merging", output)
     options = markers[0]["options"]
     rows = list(heapq.merge(*([r.data for r in read_records(shard_output(output, s))]
-                              for s in shards if _has_rows(output, s)),
+                              for s, m in zip(shards, markers) if m["records"] > 0),
                             key=lambda row: row["index"]))
     if options["scorer"] == "lm":  # a standardized info is over the whole pool, not one shard
         add_info(rows, options.get("info_lm", "mean"), options.get("standardize", False))
@@ -96,10 +96,6 @@ def merge_shards(output: str | Path, count: int) -> RunSummary:
                       sum(m["bytes"] for m in markers))
 
 
-def _has_rows(output: str | Path, shard: Shard) -> bool:
-    return read_marker(output, shard)["records"] > 0
-
-
 def _rejects_of(output: str | Path, shard: Shard) -> list[dict[str, Any]]:
     path = rejects_path(shard_output(output, shard))
     return [r.data for r in read_records(path)] if path.exists() else []
@@ -114,16 +110,16 @@ def score_on_ray(scorer: str, input: str | Path, output: str | Path, *, shards: 
     from entrosel.engines.ray import init_ray, map_shards
 
     t0 = time.perf_counter()
+    resources = init_ray(ray_address).cluster_resources()
     if shards is None:
-        shards = max(1, int(init_ray(ray_address).cluster_resources().get("CPU", 1)))
+        shards = max(1, int(resources.get("CPU", 1)))
     options.pop("progress", None)
     if scorer == "compression":
         options["workers"] = 1  # Ray gives each task one CPU
     work = _ShardWork(scorer, str(input), str(output), shards, options)
     setup = _ModelLoader(options) if scorer == "lm" else None
     if scorer == "lm":
-        cluster_gpus = init_ray(ray_address).cluster_resources().get("GPU", 0)
-        gpus_per_actor = actor_gpus(options.get("device", "auto"), gpus_per_actor, cluster_gpus)
+        gpus_per_actor = actor_gpus(options.get("device", "auto"), gpus_per_actor, resources.get("GPU", 0))
     map_shards(shards, work, setup=setup, concurrency=actors, num_gpus=gpus_per_actor, address=ray_address)
     merged = merge_shards(output, shards)
     merged.seconds = time.perf_counter() - t0

@@ -16,7 +16,6 @@ atomic, so a retry starts clean.
 from __future__ import annotations
 
 import logging
-
 from typing import Any, Callable, Sequence
 
 import numpy as np
