@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from entrosel.commands.score import RunSummary, add_info, score_compression, score_lm, score_words
-from entrosel.engines.shards import (Shard, all_done, check_marker, marker_path, read_marker,
+from entrosel.engines.shards import (Shard, all_done, finished_marker, marker_path, read_marker,
                                      shard_output)
 from entrosel.errors import InputError
 from entrosel.io.atomic import atomic_path
@@ -43,8 +43,8 @@ def score_shard(scorer: str, input: str | Path, output: str | Path, shard: Shard
         raise ValueError(f"unknown scorer {scorer!r}")
     key = _fingerprint(scorer, input, options)
     t0 = time.perf_counter()
-    if check_marker(output, shard, key):
-        done = read_marker(output, shard)
+    done = finished_marker(output, shard, key)
+    if done is not None:
         summary = RunSummary(done["records"], done["rejected"], 0.0, shard_output(output, shard),
                              bytes=done["bytes"], note=f"shard {shard.index}/{shard.count} was already done")
     else:

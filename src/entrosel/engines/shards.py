@@ -75,19 +75,19 @@ def read_marker(output: str | Path, shard: Shard) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def check_marker(output: str | Path, shard: Shard, options: dict[str, Any]) -> bool:
-    """True when the shard already finished with these ``options`` (a rerun skips it).
-    A marker left by other options is an error: their rows must not be mixed."""
+def finished_marker(output: str | Path, shard: Shard, options: dict[str, Any]) -> dict[str, Any] | None:
+    """The shard's marker when it already finished with these ``options`` (a rerun skips
+    it), else None. A marker left by other options is an error: their rows must not be mixed."""
     marker = read_marker(output, shard)
     if marker is None:
-        return False
+        return None
     if marker["options"] != options:
         changed = sorted(k for k in set(marker["options"]) | set(options)
                          if marker["options"].get(k) != options.get(k))
         raise InputError(f"shard {shard.index}/{shard.count} was scored with other options "
                          f"({', '.join(changed)}); use the same options, or delete "
                          f"{shard_folder(output)} to start over", marker_path(output, shard))
-    return True
+    return marker
 
 
 def all_done(output: str | Path, count: int) -> bool:

@@ -175,7 +175,7 @@ def train_probe(texts: Iterable[str], output: str | Path, *, size: str = "tiny",
     Returns the metrics: the loss of every step, the mean loss of each epoch
     (``first_epoch_loss`` is the entropy law's L), tokens, blocks and seconds.
     """
-    torch, _, _ = _torch_and_gpt2()
+    _torch_and_gpt2()  # the [lm] extra's message before the tokenizer's imports fail
     spec = probe_size(size)
     if epochs < 1:
         raise InputError(f"--epochs must be >= 1, not {epochs}")
@@ -183,7 +183,6 @@ def train_probe(texts: Iterable[str], output: str | Path, *, size: str = "tiny",
     texts = list(texts)
     if not texts:
         raise InputError("the probe needs at least one text to train on")
-    torch.manual_seed(seed)
     tokenizer = train_tokenizer(texts, spec.vocab_size)
     blocks, n_tokens = pack_blocks(texts, tokenizer, spec.context)
     model, trained = train_model(blocks, tokenizer, spec, epochs=epochs, seed=seed,
