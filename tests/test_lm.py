@@ -78,6 +78,32 @@ def test_response_target_scores_only_assistant_tokens(tiny):
     assert row["tokens"] == sum(enc.scored)
 
 
+def _direct_scored_nll(model, ids: list[int], scored: list[bool]) -> float:
+    with torch.inference_mode():
+        logits = model(torch.tensor([ids])).logits[0, :-1].double()
+    lp = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+    return float(-lp[torch.tensor(scored[1:])].sum())
+
+
+def test_scores_only_the_scored_positions_also_in_windows_and_batches(tiny):
+    # a long prompt puts whole windows before the response: they have nothing to score
+    model, tok = load_causal_lm(str(tiny))
+    records = [{"conversations": [{"from": "human", "value": " ".join(TEXTS[k:k + 4])},
+                                  {"from": "gpt", "value": TEXTS[k + 5]}]} for k in range(3)]
+    samples = [Renderer().turns(r) for r in records]
+    for max_length in (512, 12):
+        scorer = LMScorer(model, tok, target="response", max_length=max_length, stride=5,
+                          batch_size=4)
+        rows = scorer.score(samples)
+        for row, turns in zip(rows, samples):
+            enc = scorer.encode(turns)
+            pieces = scorer._windows(enc)
+            assert (len(pieces) > 2) == (max_length == 12)
+            expected = sum(_direct_scored_nll(model, ids, mask) for ids, mask in pieces)
+            assert row["tokens"] == sum(enc.scored)
+            assert row["bits"] * math.log(2) == pytest.approx(expected, rel=1e-5)
+
+
 def test_word_surprisal_definition():
     model = WordSurprisal().fit(["a a b", "c"])
     # counts a=2, b=1, c=1; N=4, V=3; f(a)=3/7, f(b)=2/7

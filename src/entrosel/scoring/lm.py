@@ -15,8 +15,9 @@ Per sample, over its scored tokens t_1..t_n: ``tokens`` (n), ``nll_mean`` (nats 
   ``max_length`` tokens advancing by ``stride`` (default ``max_length // 2``); each token
   is scored once, in the first window where it is among the new tokens, with up to
   ``max_length - stride`` tokens of context before it.
-- Log-probabilities are computed a slice of positions at a time, so a large vocabulary
-  never needs the whole ``batch x length x vocab`` logits tensor.
+- The output head runs only on the positions whose next token is scored (not on padding,
+  on a window's context or, with ``target="response"``, on the prompt), a slice of them at
+  a time, so a large vocabulary never needs the whole ``batch x length x vocab`` logits.
 """
 from __future__ import annotations
 
@@ -98,6 +99,7 @@ class LMScorer:
     target: str = "all"
     device: str = "cpu"
     _bos: int | None = field(init=False, default=None)
+    _pad: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -113,6 +115,9 @@ class LMScorer:
         if not 1 <= self.stride <= self.max_length - 1:
             raise InputError(f"--stride must be in 1..{self.max_length - 1}")
         self._bos = getattr(self.tokenizer, "bos_token_id", None)
+        # No scored token ever sees the padding, so its id is free: one other than the
+        # model's pad id keeps transformers from asking for an attention mask we do not need.
+        self._pad = 1 if getattr(config, "pad_token_id", None) == 0 else 0
 
     # -- turning samples into ids and masks ---------------------------------------------
     def encode(self, turns: Sequence[Turn]) -> Encoded:
@@ -151,21 +156,23 @@ class LMScorer:
         return pieces
 
     # -- the forward passes ---------------------------------------------------------------
-    def _logprobs(self, ids):
-        """Log-probability of each next token, computed a slice of positions at a time."""
+    def _nll_sums(self, ids, keep):
+        """Per row of ``ids``: the summed negative log-probability of the next tokens where
+        ``keep`` (one shorter than ``ids``) is true, in float64."""
         torch = _torch()
         backbone = self.model.get_decoder() if hasattr(self.model, "get_decoder") else self.model.base_model
-        hidden = backbone(input_ids=ids).last_hidden_state[:, :-1]
+        hidden = backbone(input_ids=ids).last_hidden_state
+        rows, cols = keep.nonzero(as_tuple=True)
+        positions = hidden[rows, cols]  # the hidden state that predicts token cols + 1
+        targets = ids[rows, cols + 1]
         head = self.model.get_output_embeddings()
-        targets = ids[:, 1:]
-        flat_h = hidden.reshape(-1, hidden.shape[-1])
-        flat_t = targets.reshape(-1)
-        out = torch.empty(flat_t.shape, dtype=torch.float32, device=ids.device)
-        for a in range(0, flat_h.shape[0], _LOGIT_ROWS):
-            logits = head(flat_h[a:a + _LOGIT_ROWS]).float()
-            out[a:a + _LOGIT_ROWS] = (logits.gather(1, flat_t[a:a + _LOGIT_ROWS, None])[:, 0]
-                                      - torch.logsumexp(logits, dim=1))
-        return out.reshape(targets.shape)
+        nll = torch.empty(targets.shape, dtype=torch.float32, device=ids.device)
+        for a in range(0, len(targets), _LOGIT_ROWS):
+            logits = head(positions[a:a + _LOGIT_ROWS]).float()
+            nll[a:a + _LOGIT_ROWS] = torch.nn.functional.cross_entropy(
+                logits, targets[a:a + _LOGIT_ROWS], reduction="none")
+        sums = torch.zeros(len(ids), dtype=torch.float64, device=ids.device)
+        return sums.index_add_(0, rows, nll.double())
 
     def score(self, samples: Iterable[Sequence[Turn]], progress: Any = None) -> list[dict[str, float]]:
         torch = _torch()
@@ -174,20 +181,18 @@ class LMScorer:
         order = sorted(range(len(pieces)), key=lambda p: len(pieces[p][1]), reverse=True)
         nll = np.zeros(len(encoded), dtype=np.float64)
         count = np.zeros(len(encoded), dtype=np.int64)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         with torch.inference_mode():
             for b in range(0, len(order), self.batch_size):
                 batch = [pieces[p] for p in order[b:b + self.batch_size]]
                 width = max(len(ids) for _, ids, _ in batch)
-                ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                ids = torch.full((len(batch), width), self._pad, dtype=torch.long)
                 scored = torch.zeros((len(batch), width), dtype=torch.bool)
                 for row, (_, piece, mask) in enumerate(batch):
                     ids[row, :len(piece)] = torch.tensor(piece)
                     scored[row, :len(piece)] = torch.tensor(mask, dtype=torch.bool)
-                if width > 1:
-                    lp = self._logprobs(ids.to(self.device)).cpu().double()
-                    keep = scored[:, 1:]
-                    sums = (-lp * keep).sum(dim=1).numpy()
+                keep = scored[:, 1:]
+                if keep.any():
+                    sums = self._nll_sums(ids.to(self.device), keep.to(self.device)).cpu().numpy()
                     ns = keep.sum(dim=1).numpy()
                     for row, (k, _, _) in enumerate(batch):
                         nll[k] += sums[row]
