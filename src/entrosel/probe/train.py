@@ -19,6 +19,7 @@ from typing import Any, Iterable
 from entrosel.errors import InputError
 from entrosel.io.atomic import atomic_path
 from entrosel.progress import Progress
+from entrosel.scoring.lm import transformers_bars_off
 
 EOT = "<|endoftext|>"
 PAD = "<pad>"
@@ -114,6 +115,7 @@ def train_model(blocks, tokenizer, spec: ProbeSize, *, epochs: int = 1, seed: in
                         n_layer=spec.n_layer, n_head=spec.n_head, bos_token_id=tokenizer.bos_token_id,
                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     model = GPT2LMHeadModel(config).to(device)
+    model.loss_type = "ForCausalLM"  # the class name does not tell transformers; this is its default
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     steps_per_epoch = math.ceil(n_blocks / bs)
     total = steps_per_epoch * epochs
@@ -196,7 +198,8 @@ def train_probe(texts: Iterable[str], output: str | Path, *, size: str = "tiny",
                "batch_size": trained["batch_size"], "architecture": trained["architecture"],
                "seconds": time.perf_counter() - t0}
     with atomic_path(output) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        with transformers_bars_off():
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return metrics

@@ -21,10 +21,11 @@ Per sample, over its scored tokens t_1..t_n: ``tokens`` (n), ``nll_mean`` (nats 
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -43,6 +44,21 @@ def _torch():
         raise InputError("LM scoring needs the [lm] extra and PyTorch: "
                          "pip install -c constraints.txt 'entrosel[lm]' torch") from None
     return torch
+
+
+@contextlib.contextmanager
+def transformers_bars_off() -> Iterator[None]:
+    """Hide transformers' own per-file progress bars (loading, saving) inside the block:
+    entrosel shows its own progress, and theirs would interleave with it."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -71,8 +87,9 @@ def load_causal_lm(model: str, gguf_file: str | None = None, device: str = "cpu"
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
     kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model, **kwargs)
-        lm = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), **kwargs)
+        with transformers_bars_off():
+            tokenizer = AutoTokenizer.from_pretrained(model, **kwargs)
+            lm = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), **kwargs)
     except (OSError, ValueError) as e:
         raise InputError(f"cannot load model {model!r}: {e}") from None
     lm.to(device).eval()
