@@ -1,8 +1,9 @@
 """ZIP selection speed and memory on the real ShareGPT pool.
 
-    python benchmarks/bench_zip.py                 # both parts (about 10 minutes on 2 cores)
+    python benchmarks/bench_zip.py                 # every part (about 10 minutes on 2 cores)
     python benchmarks/bench_zip.py --part compare  # live vs recompress, side by side
     python benchmarks/bench_zip.py --part paper    # the paper's setting
+    python benchmarks/bench_zip.py --part cost     # where one candidate's time goes
 
 Part "compare": 4,000 exchanges, budget 400, K1=1000, K2=100, K3=50, ``--serialize repr``,
 all with the same number of worker processes and giving the same selection:
@@ -11,6 +12,11 @@ all with the same number of worker processes and giving the same selection:
   ``str(D + [x])`` from scratch;
 - entrosel's recompress evaluator: the same recompression from a shared byte buffer;
 - entrosel's live compressor (the default).
+
+Part "cost": the live evaluator's three steps for one candidate (copy the anchor's stream,
+feed the candidate, flush), timed apart, for anchors of 0 to 400 records (``--serialize
+repr``, candidates of 1,000-2,500 bytes). Flushing emits the anchor's whole pending deflate
+block again for every candidate, which is why a candidate costs more than its own bytes.
 
 Part "paper": every exchange of the pool (61,239), K1=10000, K2=200, K3=100, budget
 10,000: wall time, time per round split into stage 2 and stage 3, and peak memory
@@ -30,6 +36,8 @@ import numpy as np
 
 from entrosel import ZipSelector
 from entrosel.engines import default_workers
+from entrosel.pool import InputOptions, load_pool
+from entrosel.scoring.anchored import keep_heap_warm
 
 from _common import PeakMemory, sharegpt_pool
 
@@ -94,6 +102,38 @@ def compare(folder: Path, workers: int) -> None:
           f"over {len(r)} rounds; same selection in all three: {'yes' if same else 'NO'}")
 
 
+def candidate_cost(folder: Path) -> None:
+    pool_path = sharegpt_pool(folder, limit=4000)
+    options = InputOptions(serialize="repr")
+    keep_heap_warm()  # as the live evaluator does
+    with load_pool(pool_path, options) as pool:
+        items, framing = pool.items.open(), options.serialization.framing
+        candidates = [i for i in range(len(items)) if 1000 <= len(items[i]) <= 2500][:200]
+        print(f"\n## one candidate's cost in the live evaluator ({pool_path.name}, "
+              f"{len(candidates)} candidates of 1,000-2,500 bytes, --serialize repr, "
+              f"zlib {zlib.ZLIB_RUNTIME_VERSION})\n")
+        print("| anchor records | anchor bytes | copy (us) | feed candidate (us) | flush (us) |")
+        print("|---:|---:|---:|---:|---:|")
+        for size in (0, 5, 20, 50, 100, 400):
+            fed = framing.open + framing.sep.join(items[i] for i in range(2000, 2000 + size))
+            stream = zlib.compressobj(9)
+            stream.compress(fed)
+            prefix = framing.sep if size else b""
+            spent = np.zeros(3)
+            for i in candidates:
+                tail = prefix + items[i] + framing.close
+                t0 = time.perf_counter()
+                copy = stream.copy()
+                t1 = time.perf_counter()
+                copy.compress(tail)
+                t2 = time.perf_counter()
+                copy.flush()
+                t3 = time.perf_counter()
+                spent += (t1 - t0, t2 - t1, t3 - t2)
+            us = spent / len(candidates) * 1e6
+            print(f"| {size} | {len(fed):,} | {us[0]:.0f} | {us[1]:.0f} | {us[2]:.0f} |")
+
+
 def paper(folder: Path, workers: int, budget: int) -> None:
     pool = sharegpt_pool(folder)
     with PeakMemory() as mem:
@@ -118,7 +158,7 @@ def paper(folder: Path, workers: int, budget: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=("compare", "paper", "all"), default="all")
+    ap.add_argument("--part", choices=("compare", "paper", "cost", "all"), default="all")
     ap.add_argument("--workers", type=int, default=default_workers())
     ap.add_argument("--budget", type=int, default=10_000, help="paper part's budget")
     ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "entrosel-bench")
@@ -128,6 +168,8 @@ def main() -> None:
         compare(a.data, a.workers)
     if a.part in ("paper", "all"):
         paper(a.data, a.workers, a.budget)
+    if a.part in ("cost", "all"):
+        candidate_cost(a.data)
 
 
 if __name__ == "__main__":
