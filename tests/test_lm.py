@@ -50,6 +50,24 @@ def test_batched_equals_one_at_a_time_and_the_direct_computation(tiny):
         assert a["perplexity"] == pytest.approx(math.exp(nll / n), rel=1e-5)
 
 
+def test_a_model_that_changes_its_logits_after_the_head_is_scored_by_its_own_forward(tmp_path, tiny):
+    # Gemma 2 soft-caps its logits in forward: the head alone would give other numbers
+    model, tok = load_causal_lm(str(tiny_lm(tmp_path / "gemma2", softcap=0.5)))
+    samples = [[Turn("text", t)] for t in TEXTS[:4]]
+    scorer = LMScorer(model, tok, batch_size=3)
+    rows = scorer.score(samples)
+    assert scorer._head_is_logits is False
+    for row, s in zip(rows, samples):
+        ids = [tok.bos_token_id] + tok(s[0].text, add_special_tokens=False)["input_ids"]
+        nll, n = _direct_nll(model, ids)
+        assert row["tokens"] == n
+        assert row["nll_mean"] == pytest.approx(nll / n, abs=1e-4)
+    gpt2, gpt2_tok = load_causal_lm(str(tiny))
+    plain = LMScorer(gpt2, gpt2_tok)
+    plain.score(samples[:1])
+    assert plain._head_is_logits is True
+
+
 def test_sliding_windows_score_each_token_once(tiny):
     model, tok = load_causal_lm(str(tiny))
     text = " ".join(TEXTS[:8])

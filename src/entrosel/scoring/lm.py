@@ -18,6 +18,8 @@ Per sample, over its scored tokens t_1..t_n: ``tokens`` (n), ``nll_mean`` (nats 
 - The output head runs only on the positions whose next token is scored (not on padding,
   on a window's context or, with ``target="response"``, on the prompt), a slice of them at
   a time, so a large vocabulary never needs the whole ``batch x length x vocab`` logits.
+  Models whose forward changes the logits after the head (soft-capping, scaling) are
+  found on the first batch and scored through their own forward instead.
 """
 from __future__ import annotations
 
@@ -117,6 +119,7 @@ class LMScorer:
     device: str = "cpu"
     _bos: int | None = field(init=False, default=None)
     _pad: int = field(init=False, default=0)
+    _head_is_logits: bool | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -177,19 +180,38 @@ class LMScorer:
         """Per row of ``ids``: the summed negative log-probability of the next tokens where
         ``keep`` (one shorter than ``ids``) is true, in float64."""
         torch = _torch()
-        backbone = self.model.get_decoder() if hasattr(self.model, "get_decoder") else self.model.base_model
-        hidden = backbone(input_ids=ids).last_hidden_state
-        rows, cols = keep.nonzero(as_tuple=True)
-        positions = hidden[rows, cols]  # the hidden state that predicts token cols + 1
+        rows, cols = keep.nonzero(as_tuple=True)  # position cols predicts token cols + 1
         targets = ids[rows, cols + 1]
-        head = self.model.get_output_embeddings()
         nll = torch.empty(targets.shape, dtype=torch.float32, device=ids.device)
-        for a in range(0, len(targets), _LOGIT_ROWS):
-            logits = head(positions[a:a + _LOGIT_ROWS]).float()
-            nll[a:a + _LOGIT_ROWS] = torch.nn.functional.cross_entropy(
-                logits, targets[a:a + _LOGIT_ROWS], reduction="none")
+        for a, logits in self._scored_logits(ids, rows, cols):
+            nll[a:a + len(logits)] = torch.nn.functional.cross_entropy(
+                logits, targets[a:a + len(logits)], reduction="none")
         sums = torch.zeros(len(ids), dtype=torch.float64, device=ids.device)
         return sums.index_add_(0, rows, nll.double())
+
+    def _scored_logits(self, ids, rows, cols) -> Iterator[tuple[int, Any]]:
+        """``(start, float logits)`` at positions ``(rows, cols)``, a slice at a time."""
+        backbone = self.model.get_decoder() if hasattr(self.model, "get_decoder") else self.model.base_model
+        head = self.model.get_output_embeddings()
+        if self._head_is_logits is None:
+            self._head_is_logits = self._check_head(backbone, head, ids[:1, :16])
+        if self._head_is_logits:
+            hidden = backbone(input_ids=ids).last_hidden_state[rows, cols]
+            for a in range(0, len(rows), _LOGIT_ROWS):
+                yield a, head(hidden[a:a + _LOGIT_ROWS]).float()
+        else:
+            logits = self.model(input_ids=ids).logits
+            for a in range(0, len(rows), _LOGIT_ROWS):
+                yield a, logits[rows[a:a + _LOGIT_ROWS], cols[a:a + _LOGIT_ROWS]].float()
+
+    def _check_head(self, backbone, head, ids) -> bool:
+        """Whether the model's logits are just its output head on the last hidden state.
+        Some models change them after the head (Gemma 2's soft-capping, Cohere's logit
+        scale); those are scored through their own forward, whole logits and all."""
+        torch = _torch()
+        own = self.model(input_ids=ids).logits.float()
+        ours = head(backbone(input_ids=ids).last_hidden_state).float()
+        return bool(torch.allclose(own, ours, rtol=1e-4, atol=1e-4))
 
     def score(self, samples: Iterable[Sequence[Turn]], progress: Any = None) -> list[dict[str, float]]:
         torch = _torch()
