@@ -26,11 +26,14 @@ def tiny(tmp_path_factory):
     return tiny_lm(tmp_path_factory.mktemp("lm"))
 
 
-def _direct_nll(model, ids: list[int]) -> tuple[float, int]:
+def _direct_nll(model, ids: list[int], scored: list[bool] | None = None) -> tuple[float, int]:
+    """NLL of every token after the first (or of those ``scored`` marks) and their count,
+    straight from the model's full logits."""
     with torch.inference_mode():
         logits = model(torch.tensor([ids])).logits[0, :-1].double()
     lp = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
-    return float(-lp.sum()), len(ids) - 1
+    keep = torch.tensor(scored[1:] if scored is not None else [True] * (len(ids) - 1), dtype=torch.bool)
+    return float(-lp[keep].sum()), int(keep.sum())
 
 
 def test_batched_equals_one_at_a_time_and_the_direct_computation(tiny):
@@ -96,13 +99,6 @@ def test_response_target_scores_only_assistant_tokens(tiny):
     assert row["tokens"] == sum(enc.scored)
 
 
-def _direct_scored_nll(model, ids: list[int], scored: list[bool]) -> float:
-    with torch.inference_mode():
-        logits = model(torch.tensor([ids])).logits[0, :-1].double()
-    lp = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
-    return float(-lp[torch.tensor(scored[1:])].sum())
-
-
 def test_scores_only_the_scored_positions_also_in_windows_and_batches(tiny):
     # a long prompt puts whole windows before the response: they have nothing to score
     model, tok = load_causal_lm(str(tiny))
@@ -117,7 +113,7 @@ def test_scores_only_the_scored_positions_also_in_windows_and_batches(tiny):
             enc = scorer.encode(turns)
             pieces = scorer._windows(enc)
             assert (len(pieces) > 2) == (max_length == 12)
-            expected = sum(_direct_scored_nll(model, ids, mask) for ids, mask in pieces)
+            expected = sum(_direct_nll(model, ids, mask)[0] for ids, mask in pieces)
             assert row["tokens"] == sum(enc.scored)
             assert row["bits"] * math.log(2) == pytest.approx(expected, rel=1e-5)
 
