@@ -15,7 +15,7 @@ pytest.importorskip("transformers")
 
 from entrosel.commands.score import score_lm, score_words  # noqa: E402
 from entrosel.formats.render import Renderer, Turn  # noqa: E402
-from entrosel.scoring.lm import LMScorer, load_causal_lm  # noqa: E402
+from entrosel.scoring.lm import LMScorer, fused_activations, load_causal_lm  # noqa: E402
 from entrosel.scoring.words import WordSurprisal  # noqa: E402
 from tests.conftest import write_jsonl  # noqa: E402
 from tests.lm_fixtures import TEXTS, tiny_lm  # noqa: E402
@@ -51,6 +51,21 @@ def test_batched_equals_one_at_a_time_and_the_direct_computation(tiny):
         assert a["nll_mean"] == pytest.approx(nll / n, abs=1e-4)
         assert a["bits"] == pytest.approx(nll / math.log(2), rel=1e-5)
         assert a["perplexity"] == pytest.approx(math.exp(nll / n), rel=1e-5)
+
+
+def test_fused_activations_match_gpt2_gelu_and_are_put_back(tiny):
+    model, _ = load_causal_lm(str(tiny))
+    names = lambda: [type(m).__name__ for m in model.modules()]  # noqa: E731
+    before = names()
+    assert before.count("NewGELUActivation") == 2
+    ids = torch.tensor([[0, 5, 9, 42, 7, 3, 11, 2]])
+    with torch.inference_mode():
+        own = model(ids).logits
+        with fused_activations(model):
+            assert "NewGELUActivation" not in names()
+            fused = model(ids).logits
+    assert names() == before
+    assert torch.allclose(own, fused, atol=1e-5)
 
 
 def test_a_model_that_changes_its_logits_after_the_head_is_scored_by_its_own_forward(tmp_path, tiny):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -201,8 +202,11 @@ def test_killed_run_resumes_byte_identical(tmp_path, real_exchanges, sig):
 
     cp = tmp_path / "cp"
     out = tmp_path / "resumed.jsonl"
+    scratch = tmp_path / "tmp"  # the run's temporary files; a SIGKILL leaves them here
+    scratch.mkdir()
     proc = subprocess.Popen(_cli("select", "zip", str(pool), "-o", str(out), *opts,
-                                 "--checkpoint", str(cp)), stderr=subprocess.PIPE, text=True)
+                                 "--checkpoint", str(cp)), stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(scratch)})
     deadline = time.monotonic() + 60
     while _state_round(cp) < 5 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -212,6 +216,7 @@ def test_killed_run_resumes_byte_identical(tmp_path, real_exchanges, sig):
     if sig == signal.SIGINT:
         assert proc.returncode == 130
         assert "rerun with --resume" in err
+        assert not list(scratch.iterdir())  # a clean exit removes its temporary files
     assert not out.exists()
     killed_at = _state_round(cp)
     assert 5 <= killed_at < 62  # 250 samples take 63 rounds of 4

@@ -20,6 +20,8 @@ Per sample, over its scored tokens t_1..t_n: ``tokens`` (n), ``nll_mean`` (nats 
   a time, so a large vocabulary never needs the whole ``batch x length x vocab`` logits.
   Models whose forward changes the logits after the head (soft-capping, scaling) are
   found on the first batch and scored through their own forward instead.
+- GPT-2's tanh-GELU, which transformers writes as Python arithmetic, runs as PyTorch's
+  fused kernel while scoring (:func:`fused_activations`).
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from entrosel.formats.render import TURN_SEPARATOR, Turn, turns_text
 
 TARGETS = ("all", "response")
 _RESPONSE_ROLES = {"assistant"}
-_LOGIT_ROWS = 2048  # positions per log-softmax slice
+_LOGIT_ROWS = 512  # positions per head + log-softmax slice (its logits stay in cache)
 
 
 def _torch():
@@ -61,6 +63,30 @@ def transformers_bars_off() -> Iterator[None]:
     finally:
         if was_on:
             hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def fused_activations(model: Any) -> Iterator[None]:
+    """Inside the block, transformers' tanh-GELU written as Python arithmetic (GPT-2's
+    ``gelu_new``, ``gelu_fast``; five tensor operations each) runs as PyTorch's single fused
+    kernel of the same formula; the modules are put back afterwards. Scores move by about
+    1e-7 (transformers itself calls the two equivalent)."""
+    torch = _torch()
+    try:
+        from transformers.activations import FastGELUActivation, NewGELUActivation
+    except ImportError:
+        yield
+        return
+    slow = (NewGELUActivation, FastGELUActivation)
+    swapped = [(parent, name, child) for parent in model.modules()
+               for name, child in parent.named_children() if type(child) in slow]
+    for parent, name, _ in swapped:
+        setattr(parent, name, torch.nn.GELU(approximate="tanh"))
+    try:
+        yield
+    finally:
+        for parent, name, child in swapped:
+            setattr(parent, name, child)
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -141,25 +167,35 @@ class LMScorer:
 
     # -- turning samples into ids and masks ---------------------------------------------
     def encode(self, turns: Sequence[Turn]) -> Encoded:
-        text = turns_text(turns)
-        enc = self.tokenizer(text, add_special_tokens=False,
-                             return_offsets_mapping=self.target == "response")
-        ids = list(enc["input_ids"])
-        if self.target == "response":
-            spans, pos = [], 0
-            for t in turns:
-                if t.role in _RESPONSE_ROLES:
-                    spans.append((pos, pos + len(t.text)))
-                pos += len(t.text) + len(TURN_SEPARATOR)
-            scored = [any(a <= s and e <= b and e > s for a, b in spans)
-                      for s, e in enc["offset_mapping"]]
-        else:
-            scored = [True] * len(ids)
-        if self._bos is not None:
-            ids, scored = [self._bos] + ids, [False] + scored
-        elif scored:
-            scored[0] = False  # nothing predicts the first token
-        return Encoded(ids, scored)
+        return self.encode_many([turns])[0]
+
+    def encode_many(self, samples: Sequence[Sequence[Turn]]) -> list[Encoded]:
+        """Token ids and scored flags of many samples; one tokenizer call for all of them
+        (a fast tokenizer spreads the texts over its threads)."""
+        if not samples:
+            return []
+        response = self.target == "response"
+        batch = self.tokenizer([turns_text(turns) for turns in samples], add_special_tokens=False,
+                               return_offsets_mapping=response)
+        out = []
+        for k, turns in enumerate(samples):
+            ids = list(batch["input_ids"][k])
+            if response:
+                spans, pos = [], 0
+                for t in turns:
+                    if t.role in _RESPONSE_ROLES:
+                        spans.append((pos, pos + len(t.text)))
+                    pos += len(t.text) + len(TURN_SEPARATOR)
+                scored = [any(a <= s and e <= b and e > s for a, b in spans)
+                          for s, e in batch["offset_mapping"][k]]
+            else:
+                scored = [True] * len(ids)
+            if self._bos is not None:
+                ids, scored = [self._bos] + ids, [False] + scored
+            elif scored:
+                scored[0] = False  # nothing predicts the first token
+            out.append(Encoded(ids, scored))
+        return out
 
     def _windows(self, enc: Encoded) -> list[tuple[list[int], list[bool]]]:
         """Pieces of at most ``max_length`` tokens starting every ``stride`` tokens; a piece
@@ -215,12 +251,12 @@ class LMScorer:
 
     def score(self, samples: Iterable[Sequence[Turn]], progress: Any = None) -> list[dict[str, float]]:
         torch = _torch()
-        encoded = [self.encode(turns) for turns in samples]
+        encoded = self.encode_many(list(samples))
         pieces = [(k, ids, mask) for k, e in enumerate(encoded) for ids, mask in self._windows(e)]
         order = sorted(range(len(pieces)), key=lambda p: len(pieces[p][1]), reverse=True)
         nll = np.zeros(len(encoded), dtype=np.float64)
         count = np.zeros(len(encoded), dtype=np.int64)
-        with torch.inference_mode():
+        with torch.inference_mode(), fused_activations(self.model):
             for b in range(0, len(order), self.batch_size):
                 batch = [pieces[p] for p in order[b:b + self.batch_size]]
                 width = max(len(ids) for _, ids, _ in batch)

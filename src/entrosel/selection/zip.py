@@ -214,8 +214,12 @@ class ZipSelector:
         # Stage 1: the K1 live samples with the lowest score; the stable sort over
         # ascending positions sends ties to the lower input row.
         candidates = live[np.argsort(state.scores[live], kind="stable")[: self.k1]]
-        # Stage 2: rescore against the selection so far (the lazy global update).
-        stage2 = group.ratios("selected", candidates)
+        # Stage 2: rescore against the selection so far (the lazy global update). Against
+        # an empty selection that is each sample's own ratio, which its score still is.
+        if state.selected:
+            stage2 = group.ratios("selected", candidates)
+        else:
+            stage2 = state.scores[candidates]
         order = np.lexsort((candidates, stage2))[: self.k2]
         batch = candidates[order]
         t1 = time.perf_counter()
