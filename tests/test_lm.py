@@ -124,6 +124,7 @@ def test_scores_only_the_scored_positions_also_in_windows_and_batches(tiny):
         scorer = LMScorer(model, tok, target="response", max_length=max_length, stride=5,
                           batch_size=4)
         rows = scorer.score(samples)
+        assert scorer.encode_many(samples) == [scorer.encode(t) for t in samples]  # one call = one by one
         for row, turns in zip(rows, samples):
             enc = scorer.encode(turns)
             pieces = scorer._windows(enc)
