@@ -124,6 +124,17 @@ def load_causal_lm(model: str, gguf_file: str | None = None, device: str = "cpu"
     return lm, tokenizer
 
 
+def _in_responses(turns: Sequence[Turn], offsets: Sequence[tuple[int, int]]) -> list[bool]:
+    """Per token (its character span in ``turns_text(turns)``): whether it lies inside an
+    assistant turn."""
+    spans, pos = [], 0
+    for t in turns:
+        if t.role in _RESPONSE_ROLES:
+            spans.append((pos, pos + len(t.text)))
+        pos += len(t.text) + len(TURN_SEPARATOR)
+    return [any(a <= s and e <= b and e > s for a, b in spans) for s, e in offsets]
+
+
 @dataclass
 class Encoded:
     """A sample's token ids and which of them are scored."""
@@ -180,16 +191,8 @@ class LMScorer:
         out = []
         for k, turns in enumerate(samples):
             ids = list(batch["input_ids"][k])
-            if response:
-                spans, pos = [], 0
-                for t in turns:
-                    if t.role in _RESPONSE_ROLES:
-                        spans.append((pos, pos + len(t.text)))
-                    pos += len(t.text) + len(TURN_SEPARATOR)
-                scored = [any(a <= s and e <= b and e > s for a, b in spans)
-                          for s, e in batch["offset_mapping"][k]]
-            else:
-                scored = [True] * len(ids)
+            scored = (_in_responses(turns, batch["offset_mapping"][k]) if response
+                      else [True] * len(ids))
             if self._bos is not None:
                 ids, scored = [self._bos] + ids, [False] + scored
             elif scored:
