@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from entrosel.commands.score import RunSummary, add_info, score_compression, score_lm, score_words
-from entrosel.engines.shards import (Shard, all_done, finished_marker, marker_path, read_marker,
-                                     shard_output)
+from entrosel.engines.shards import (Shard, finished_count, finished_marker, marker_path,
+                                     read_marker, shard_output)
 from entrosel.errors import InputError
 from entrosel.io.atomic import atomic_path
 from entrosel.io.readers import read_records
@@ -43,10 +43,10 @@ def score_shard(scorer: str, input: str | Path, output: str | Path, shard: Shard
         raise ValueError(f"unknown scorer {scorer!r}")
     key = _fingerprint(scorer, input, options)
     t0 = time.perf_counter()
-    done = finished_marker(output, shard, key)
-    if done is not None:
-        summary = RunSummary(done["records"], done["rejected"], 0.0, shard_output(output, shard),
-                             bytes=done["bytes"], note=f"shard {shard.index}/{shard.count} was already done")
+    marker = finished_marker(output, shard, key)
+    if marker is not None:
+        summary = RunSummary(marker["records"], marker["rejected"], 0.0, shard_output(output, shard),
+                             bytes=marker["bytes"], note=f"shard {shard.index}/{shard.count} was already done")
     else:
         target = shard_output(output, shard)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -56,11 +56,11 @@ def score_shard(scorer: str, input: str | Path, output: str | Path, shard: Shard
                                        "rejected": summary.rejected, "bytes": summary.bytes,
                                        "seconds": summary.seconds, "options": key}, indent=1) + "\n")
         summary.note = f"shard {shard.index}/{shard.count}"
-    if merge and all_done(output, shard.count):
+    done = finished_count(output, shard.count)
+    if merge and done == shard.count:
         merged = merge_shards(output, shard.count)
         summary.note += f"; all {shard.count} shards done, {merged.records:,} rows merged -> {output}"
     else:
-        done = sum(marker_path(output, Shard(i, shard.count)).exists() for i in range(shard.count))
         summary.note += f"; {done} of {shard.count} shards done"
     summary.seconds = time.perf_counter() - t0
     return summary

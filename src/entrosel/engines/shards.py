@@ -90,5 +90,6 @@ def finished_marker(output: str | Path, shard: Shard, options: dict[str, Any]) -
     return marker
 
 
-def all_done(output: str | Path, count: int) -> bool:
-    return all(marker_path(output, Shard(i, count)).exists() for i in range(count))
+def finished_count(output: str | Path, count: int) -> int:
+    """How many of the ``count`` shards of ``output`` have their completion marker."""
+    return sum(marker_path(output, Shard(i, count)).exists() for i in range(count))
