@@ -190,12 +190,7 @@ def train_probe(texts: Iterable[str], output: str | Path, *, size: str = "tiny",
     model, trained = train_model(blocks, tokenizer, spec, epochs=epochs, seed=seed,
                                  learning_rate=learning_rate, batch_size=batch_size,
                                  device=device, progress=progress)
-    metrics = {"first_epoch_loss": trained["first_epoch_loss"],
-               "epoch_losses": trained["epoch_losses"], "losses": trained["losses"],
-               "steps": trained["steps"], "blocks": trained["blocks"],
-               "tokens": max(n_tokens, spec.context), "texts": len(texts), "epochs": epochs,
-               "seed": seed, "size": size, "learning_rate": trained["learning_rate"],
-               "batch_size": trained["batch_size"], "architecture": trained["architecture"],
+    metrics = {**trained, "tokens": max(n_tokens, spec.context), "texts": len(texts), "size": size,
                "seconds": time.perf_counter() - t0}
     with atomic_path(output) as tmp:
         with transformers_bars_off():
