@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 
 __all__ = ["Compressor", "InputError", "Record", "Rejects", "RenderError", "Renderer",
            "Serialization", "ZipSelector", "compression_ratio", "compression_scores",
-           "export_sharegpt", "law_check", "merge_shards", "score", "law_measure", "law_report", "law_track", "measure", "measure_one", "probe_train", "prune_pool",
-           "read_records", "render_text", "score_compression", "score_lm", "score_words",
+           "export_sharegpt", "law_check", "law_measure", "law_report", "law_track", "measure",
+           "measure_one", "merge_shards", "probe_train", "prune_pool", "read_records",
+           "render_text", "score", "score_compression", "score_lm", "score_words",
            "select_by_score", "select_zip", "select_zip_to_file", "serialize", "write_records",
            "write_selection"]
