@@ -1,0 +1,122 @@
+"""Conditional compression with zstd: what a byte string costs once an anchor is known.
+
+``C(x | A)`` is the size of ``x`` compressed by zstd with ``A`` as a raw-content
+dictionary, less the frame header (no content size, dictionary id or checksum is
+written, so the header is the same 6 bytes for every frame and tells nothing about ``x``).
+Matches may reach anywhere into ``A``, so a copy of something ``A`` holds costs a few
+bytes however far back it lies, up to the reach below. ``C(x)`` is the same without an
+anchor. See ``docs/zip.md`` (long-memory ZIP) for the measurements behind the choices.
+
+How far back matches are found (the *reach*) is set by zstd's tables, not its window:
+
+- the match finder (strategy, search depth, minimum match) is zstd level ``level``'s;
+- the hash and chain tables hold ``2 ** table_log`` entries with
+  ``table_log = ceil(log2(len(A))) - 2``, clamped to 12..24, so they grow with the anchor
+  and a candidate's cost stays near O(|x|) (a larger table is mostly more cache misses);
+- zstd keeps at most the last 16 MiB of a dictionary for its fast and dfast match
+  finders (levels 1-4: 8 bits of each table entry are a tag); from level 5 on the whole
+  dictionary is indexed and the reach ends where the largest tables fill up.
+
+:attr:`LongMemory.reach_bytes` is that limit; a caller whose anchor outgrows it must say so.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from entrosel.errors import InputError
+
+DEFAULT_LEVEL = 3  # zstd's own default, and the fastest match finder that reaches 16 MiB
+MIN_TABLE_LOG = 12
+MAX_TABLE_LOG = 24
+WINDOW_LOG = 27  # frames up to 128 MiB; the dictionary's reach does not depend on it
+FRAME_HEADER = 6  # magic number (4) + frame header descriptor (1) + window descriptor (1)
+_TAGGED_REACH = 16 << 20  # fast/dfast dictionaries: zstd indexes the last 16 MiB only
+_FAST_STRATEGIES = (1, 2)  # zstandard.STRATEGY_FAST, STRATEGY_DFAST
+
+
+def zstd_module() -> Any:
+    try:
+        import zstandard
+    except ImportError:
+        raise InputError("--compressor zstd needs the zstandard package: "
+                         "pip install 'entrosel[zstd]'") from None
+    return zstandard
+
+
+def table_log(anchor_bytes: int) -> int:
+    """log2 of the hash and chain table entries for an anchor of ``anchor_bytes``."""
+    wanted = math.ceil(math.log2(anchor_bytes)) - 2 if anchor_bytes > 1 else MIN_TABLE_LOG
+    return max(MIN_TABLE_LOG, min(MAX_TABLE_LOG, wanted))
+
+
+@dataclass(frozen=True)
+class LongMemory:
+    """zstd settings for conditional compression (see the module docstring)."""
+
+    level: int = DEFAULT_LEVEL
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.level <= 22:
+            raise InputError(f"--level for zstd must be in 1..22, not {self.level}")
+
+    def params(self, anchor_bytes: int) -> Any:
+        """``ZstdCompressionParameters`` for an anchor of ``anchor_bytes`` (0: none)."""
+        zstd = zstd_module()
+        base = zstd.ZstdCompressionParameters.from_level(self.level)
+        log = table_log(anchor_bytes) if anchor_bytes else MAX_TABLE_LOG
+        return zstd.ZstdCompressionParameters(
+            strategy=base.strategy, search_log=base.search_log, min_match=base.min_match,
+            target_length=base.target_length, window_log=WINDOW_LOG, hash_log=log, chain_log=log,
+            write_content_size=False, write_checksum=False, write_dict_id=False)
+
+    @property
+    def reach_bytes(self) -> int:
+        """How far back into an anchor matches are still found."""
+        strategy = zstd_module().ZstdCompressionParameters.from_level(self.level).strategy
+        if strategy in _FAST_STRATEGIES:
+            return _TAGGED_REACH
+        return 1 << (MAX_TABLE_LOG + 2)
+
+    @cached_property
+    def _plain(self) -> Any:
+        # without a dictionary zstd sizes the tables to each input itself
+        return zstd_module().ZstdCompressor(compression_params=self.params(0))
+
+    def size(self, data: bytes) -> int:
+        """``C(data)``: its compressed size with no anchor, frame header excluded."""
+        return len(self._plain.compress(data)) - FRAME_HEADER
+
+    def digest(self, anchor: bytes) -> "DigestedAnchor":
+        """``anchor`` digested once, to compute ``C(x | anchor)`` for many ``x``."""
+        return DigestedAnchor(anchor, self)
+
+
+class DigestedAnchor:
+    """An anchor as a digested zstd dictionary (its hash tables built once)."""
+
+    def __init__(self, anchor: bytes, memory: LongMemory) -> None:
+        self.memory = memory
+        self.anchor_bytes = len(anchor)
+        if not anchor:
+            self._compressor = None
+            return
+        zstd = zstd_module()
+        params = memory.params(len(anchor))
+        dictionary = zstd.ZstdCompressionDict(bytes(anchor), dict_type=zstd.DICT_TYPE_RAWCONTENT)
+        dictionary.precompute_compress(compression_params=params)
+        self._compressor = zstd.ZstdCompressor(dict_data=dictionary, compression_params=params)
+
+    def size(self, data: bytes) -> int:
+        """``C(data | anchor)``: the bytes ``data`` adds once the anchor is known."""
+        if self._compressor is None:
+            return self.memory.size(data)
+        return len(self._compressor.compress(data)) - FRAME_HEADER
+
+
+def conditional_size(data: bytes, anchor: bytes, level: int = DEFAULT_LEVEL) -> int:
+    """``C(data | anchor)`` in one call (digests ``anchor``; use :meth:`LongMemory.digest`
+    to score many strings against one anchor)."""
+    return LongMemory(level).digest(anchor).size(data)
