@@ -1,0 +1,202 @@
+"""``entrosel filter length|dedup|score``: write the records a filter keeps, unchanged, in
+input order; with ``removed_out``, one row per removed record saying why."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from entrosel.commands.score import RunSummary
+from entrosel.errors import InputError
+from entrosel.filters import FILTERS, Dedup, Filter, LengthFilter, ScoreFilter
+from entrosel.io.records import Record, Rejects, rejects_path
+from entrosel.io.writers import output_format_for, write_records
+from entrosel.pool import InputOptions, Source, iter_records
+
+
+@dataclass
+class FilterSummary(RunSummary):
+    """A filter's run: ``records`` kept of ``judged``; ``removed`` counts by reason."""
+
+    judged: int = 0
+    removed: dict[str, int] = field(default_factory=dict)
+    removed_file: Path | None = None
+
+    def line(self, verb: str) -> str:
+        """The one-line summary every verb ends with."""
+        gone = sum(self.removed.values())
+        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(self.removed.items(), key=lambda kv: -kv[1]))
+        parts = [f"entrosel {verb}: {self.records:,} of {self.judged:,} records kept, {gone:,} removed"
+                 + (f" ({reasons})" if reasons else "")]
+        if self.rejected:
+            parts.append(f"{self.rejected:,} rejected -> {self.rejects_file}")
+        if self.removed_file is not None:
+            parts.append(f"removed listed in {self.removed_file}")
+        note = f" ({self.note})" if self.note else ""
+        return ", ".join(parts) + f" in {self.seconds:.1f}s -> {self.output}{note}"
+
+
+def filter_to_file(step: Filter, input: Source, output: str | Path, *,
+                   input_format: str | None = None, text_field: str | None = None,
+                   template: str | None = None, on_error: str = "raise",
+                   removed_out: str | Path | None = None,
+                   progress: bool | None = None) -> FilterSummary:
+    """Fit ``step`` on ``input`` and write the records it keeps to ``output`` (atomically);
+    ``removed_out``: the removed records' index, id, reason, detail (and for duplicates the
+    kept record's index and id, and the similarity)."""
+    t0 = time.perf_counter()
+    step.validate()
+    options = InputOptions(input_format, "text", text_field, template, on_error)
+    output_format_for(output)  # a bad output name fails before the work
+    if removed_out is not None:
+        output_format_for(removed_out)
+    step.fit(input, options, progress)
+    referenced = {r.duplicate_of for r in step.removed_.values() if r.duplicate_of is not None}
+    ids: dict[int, Any] = {}
+    removed_rows: list[dict[str, Any]] = []
+
+    def kept() -> Iterator[Record]:
+        # the kept record a duplicate names comes before it, so its id is known in time
+        for record in iter_records(input, input_format, Rejects("skip")):
+            if step.is_kept(record.index):
+                if record.index in referenced:
+                    ids[record.index] = record.data.get("id")
+                yield record
+            elif record.index in step.removed_:
+                removed_rows.append(step.removed_row(record, ids))
+
+    like = input if isinstance(input, (str, Path)) else None
+    n = write_records(kept(), output, like=like)
+    removed_file = None
+    if removed_out is not None:
+        write_records(removed_rows, removed_out)
+        removed_file = Path(removed_out)
+    rejects_file = step.rejects_.write(rejects_path(output))
+    return FilterSummary(n, len(step.rejects_), time.perf_counter() - t0, Path(output),
+                         rejects_file, judged=step.records_, removed=dict(step.counts_),
+                         removed_file=removed_file)
+
+
+def filter_length(input: Source, output: str | Path, *, min_chars: int | None = None,
+                  max_chars: int | None = None, min_words: int | None = None,
+                  max_words: int | None = None, min_tokens: int | None = None,
+                  max_tokens: int | None = None, tokenizer: str | None = None,
+                  min_response_chars: int | None = None, **io: Any) -> FilterSummary:
+    """``entrosel filter length``; ``io``: the keywords of :func:`filter_to_file`."""
+    return filter_to_file(LengthFilter(min_chars, max_chars, min_words, max_words, min_tokens,
+                                       max_tokens, tokenizer, min_response_chars), input, output, **io)
+
+
+def filter_dedup(input: Source, output: str | Path, *, near: bool = False, threshold: float = 0.7,
+                 ngram: int = 3, num_perm: int = 128, bands: int | None = None, seed: int = 0,
+                 lowercase: bool = False, normalize_whitespace: bool = False,
+                 workers: int | None = None, work_dir: str | None = None,
+                 **io: Any) -> FilterSummary:
+    """``entrosel filter dedup``; ``io``: the keywords of :func:`filter_to_file`."""
+    step = Dedup(near, threshold, ngram, num_perm, bands, seed, lowercase, normalize_whitespace,
+                 workers, work_dir)
+    return filter_to_file(step, input, output, **io)
+
+
+def filter_score(input: Source, output: str | Path, *, scores: str, by: str,
+                 min: float | None = None, max: float | None = None, **io: Any) -> FilterSummary:
+    """``entrosel filter score``; ``io``: the keywords of :func:`filter_to_file`."""
+    return filter_to_file(ScoreFilter(scores, by, min, max), input, output, **io)
+
+
+# ---- command line -------------------------------------------------------------------------
+
+_NEAR_ONLY = ("threshold", "ngram", "num_perm", "bands", "seed", "work_dir")
+
+
+def _step_from_args(a: argparse.Namespace) -> Filter:
+    cls = FILTERS[a.filter]
+    if cls is Dedup and not a.near:
+        given = [n for n in _NEAR_ONLY if getattr(a, n) is not None]
+        if given:
+            raise InputError(f"--{given[0].replace('_', '-')} applies to near duplicates: add --near")
+    # unset options keep the class's defaults, defined there only
+    kwargs = {k: getattr(a, k) for k in cls.constraints if getattr(a, k, None) is not None}
+    return cls(**kwargs)
+
+
+def _cmd_filter(a: argparse.Namespace) -> int:
+    from entrosel.cli import _unescape
+
+    step = _step_from_args(a)
+    s = filter_to_file(step, a.input, a.output, input_format=a.input_format,
+                       text_field=a.text_field, template=_unescape(a.template),
+                       on_error=a.on_error, removed_out=a.removed_out, progress=a.progress)
+    if isinstance(step, Dedup) and step.near:
+        s.note = (f"MinHash {step.num_perm} permutations, {step.bands_} bands x {step.rows_} rows, "
+                  f"threshold {step.threshold:g}, word {step.ngram}-grams")
+    print(s.line(f"filter {a.filter}"), file=sys.stderr)
+    return 0
+
+
+def add_filter_parsers(verbs: Any) -> None:
+    """``entrosel filter ...``: hooked into :func:`entrosel.cli.build_parser`."""
+    from entrosel.cli import _input_options, _input_output, _run_options
+
+    filt = verbs.add_parser("filter", help="clean the pool: length, exact/near dedup, score bands",
+                            description="Drop records from a pool before selecting; the kept "
+                                        "records are written unchanged, in input order.")
+    kinds = filt.add_subparsers(dest="filter", required=True, metavar="FILTER")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        _input_options(p)
+        p.add_argument("--removed-out", metavar="FILE",
+                       help="write one row per removed record: index, id, reason, detail "
+                            "(duplicates: duplicate_of, duplicate_of_id, similarity)")
+        _run_options(p, workers=False)
+        p.set_defaults(run=_cmd_filter)
+
+    p = kinds.add_parser("length", help="drop records too short or too long",
+                         description=LengthFilter.__doc__)
+    _input_output(p, output_help="kept records (format from extension)")
+    for unit, what in (("chars", "characters"), ("words", "whitespace-separated words"),
+                       ("tokens", "tokens of --tokenizer")):
+        p.add_argument(f"--min-{unit}", type=int, metavar="N", help=f"at least N {what}")
+        p.add_argument(f"--max-{unit}", type=int, metavar="N", help=f"at most N {what}")
+    p.add_argument("--tokenizer", metavar="PATH_OR_NAME",
+                   help="Hugging Face tokenizer for --min-tokens/--max-tokens ([lm] extra)")
+    p.add_argument("--min-response-chars", type=int, metavar="N",
+                   help="every assistant turn has at least N characters")
+    common(p)
+
+    p = kinds.add_parser("dedup", help="drop exact (and with --near, near) duplicates, keeping the first",
+                         description=Dedup.__doc__)
+    _input_output(p, output_help="kept records (format from extension)")
+    g = p.add_argument_group("exact duplicates (always)")
+    g.add_argument("--lowercase", action="store_true", default=None,
+                   help="compare texts lower-cased")
+    g.add_argument("--normalize-whitespace", action="store_true", default=None,
+                   help="collapse runs of whitespace and strip the ends before comparing")
+    g = p.add_argument_group("near duplicates (MinHash LSH)")
+    g.add_argument("--near", action="store_true", help="also drop near duplicates")
+    g.add_argument("--threshold", type=float, metavar="J",
+                   help="estimated Jaccard similarity of the n-gram sets, in (0, 1] (default: 0.7)")
+    g.add_argument("--ngram", type=int, metavar="N", help="words per shingle (default: 3)")
+    g.add_argument("--num-perm", type=int, metavar="N", help="MinHash permutations (default: 128)")
+    g.add_argument("--bands", type=int, metavar="B",
+                   help="LSH bands (default: the optimum for --threshold, as datasketch)")
+    g.add_argument("--seed", type=int, help="MinHash seed (default: 0)")
+    g.add_argument("--workers", type=int, metavar="N", help="processes for the signatures "
+                                                            "(default: all cores)")
+    g.add_argument("--work-dir", metavar="DIR",
+                   help="folder for the signatures and band tables while it runs "
+                        "(default: the system's temporary folder)")
+    common(p)
+
+    p = kinds.add_parser("score", help="keep records whose score lies in a band",
+                         description=ScoreFilter.__doc__)
+    _input_output(p, output_help="kept records (format from extension)")
+    p.add_argument("--scores", required=True, metavar="FILE",
+                   help="score file with an 'index' column (from `entrosel score ...`)")
+    p.add_argument("--by", required=True, metavar="COLUMN", help="score column, e.g. perplexity")
+    p.add_argument("--min", type=float, metavar="X", help="keep scores >= X")
+    p.add_argument("--max", type=float, metavar="X", help="keep scores <= X")
+    common(p)

@@ -1,0 +1,141 @@
+"""What every filter shares: one streaming pass that judges records, then the kept ones.
+
+A filter is a dataclass of hyper-parameters (scikit-learn style). ``fit(source)`` reads the
+pool once, rendered, and decides for each record whether it stays; learned attributes end in
+``_``: ``removed_`` (input index -> :class:`Removal`), ``counts_`` (removals by reason),
+``records_`` (records judged), ``rejects_`` (bad records, see :class:`Rejects`).
+``filter(source)`` then streams the kept records, unchanged, in input order.
+
+A record-level filter writes only ``judge(batch) -> [Removal | None, ...]``; a pool-level one
+(dedup) also overrides ``_finish`` to decide once it has seen everything.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Iterator, Self
+
+from entrosel.filters.params import Param, check_params
+from entrosel.formats.render import Turn
+from entrosel.io.records import Record, Rejects
+from entrosel.pool import InputOptions, Source, iter_records, rendered_records
+from entrosel.progress import Progress
+
+_KEPT, _REMOVED = 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """Why a record was removed: a short ``reason`` (the summary counts by it), a ``detail``
+    for people, and for duplicates the input index of the kept record it repeats."""
+
+    reason: str
+    detail: str
+    duplicate_of: int | None = None
+    similarity: float | None = None
+
+
+Batch = list[tuple[Record, list[Turn]]]
+
+
+class Filter:
+    """Base of the filters; subclasses are dataclasses and set ``name`` and ``constraints``."""
+
+    name: ClassVar[str]
+    constraints: ClassVar[dict[str, Param]] = {}
+    batch_size: ClassVar[int] = 1024
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyper-parameters, by name (what a recipe fingerprints)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    def validate(self) -> Self:
+        """Check every parameter before any work; raises :class:`ParameterError` or
+        :class:`InputError`."""
+        check_params(self.get_params(), self.constraints)
+        self._check()
+        return self
+
+    def _check(self) -> None:
+        """Checks across parameters (a minimum above its maximum, ...)."""
+
+    def judge(self, batch: Batch) -> list[Removal | None]:
+        """For each ``(record, turns)``: why it goes, or ``None`` when it stays."""
+        raise NotImplementedError
+
+    def _start(self, source: Source, options: InputOptions) -> None:
+        """Set-up before the pass (load a tokenizer, read a score file)."""
+
+    def _finish(self) -> None:
+        """Decisions that need the whole pool (dedup); record-level filters have none."""
+
+    def fit(self, source: Source, options: InputOptions | None = None,
+            progress: bool | None = None) -> Self:
+        """Judge every record of ``source`` (a path or dict records) in one streaming pass."""
+        options = options or InputOptions()
+        self.validate()
+        self.rejects_ = Rejects(options.on_error)
+        self.removed_: dict[int, Removal] = {}
+        self.records_ = 0
+        self._status = bytearray()  # per input index: 0 unreadable, 1 kept, 2 removed
+        self._start(source, options)
+        with Progress(f"filter {self.name}", unit=" records", enabled=progress) as bar:
+            batch: Batch = []
+            for pair in rendered_records(source, options, self.rejects_):
+                batch.append(pair)
+                if len(batch) >= self.batch_size:
+                    self._judge_batch(batch)
+                    bar.update(len(batch))
+                    batch = []
+            if batch:
+                self._judge_batch(batch)
+                bar.update(len(batch))
+            self._finish()
+        self.counts_ = Counter(r.reason for r in self.removed_.values())
+        return self
+
+    def _judge_batch(self, batch: Batch) -> None:
+        for (record, _), removal in zip(batch, self.judge(batch), strict=True):
+            self._seen(record.index)
+            if removal is not None:
+                self._remove(record.index, removal)
+
+    def _seen(self, index: int) -> None:
+        if index >= len(self._status):  # grow by doubling: indices arrive in order
+            self._status.extend(bytes(max(index + 1 - len(self._status), len(self._status))))
+        self._status[index] = _KEPT
+        self.records_ += 1
+
+    def _remove(self, index: int, removal: Removal) -> None:
+        self._status[index] = _REMOVED
+        self.removed_[index] = removal
+
+    def is_kept(self, index: int) -> bool:
+        return index < len(self._status) and self._status[index] == _KEPT
+
+    @property
+    def kept_(self) -> int:
+        """How many records stay."""
+        return self.records_ - len(self.removed_)
+
+    def filter(self, source: Source, input_format: str | None = None) -> Iterator[Record]:
+        """The kept records of ``source`` (the one ``fit`` saw), unchanged, in input order."""
+        for record in iter_records(source, input_format, Rejects("skip")):
+            if self.is_kept(record.index):
+                yield record
+
+    def removed_row(self, record: Record, ids: dict[int, Any]) -> dict[str, Any]:
+        """One row of ``--removed-out`` for a removed record; ``ids``: input index -> id of
+        the kept records that duplicates name."""
+        removal = self.removed_[record.index]
+        row: dict[str, Any] = {"index": record.index}
+        if record.data.get("id") is not None:
+            row["id"] = record.data["id"]
+        row.update(reason=removal.reason, detail=removal.detail)
+        if removal.duplicate_of is not None:
+            row["duplicate_of"] = removal.duplicate_of
+            if ids.get(removal.duplicate_of) is not None:
+                row["duplicate_of_id"] = ids[removal.duplicate_of]
+            if removal.similarity is not None:
+                row["similarity"] = round(removal.similarity, 4)
+        return row

@@ -1,0 +1,255 @@
+"""``filter dedup``: exact duplicates, and with ``near`` MinHash LSH near duplicates.
+
+Keep-first: a record is removed when it repeats an earlier record, which it names
+(``duplicate_of``), so the first of each group stays. Exact copies name the first copy; a
+near duplicate names an earlier record that is kept.
+
+- exact: a 128-bit BLAKE2 digest of each record's rendered text (optionally lower-cased
+  and with runs of whitespace collapsed); duplicates are found by sorting the digests.
+- near: the word n-grams of each text are hashed to integers in bulk
+  (:mod:`entrosel.filters.minhash`), MinHash-signed with ``rensa`` and banded (LSH, bands
+  and rows chosen as datasketch does for ``threshold``); records sharing a band bucket are
+  candidates, and a candidate pair counts when the signatures' estimated Jaccard similarity
+  reaches ``threshold`` (so LSH false positives are dropped). A record is removed when it is
+  similar to an earlier kept record; chains (A~B, B~C, A!~C) do not remove C through B.
+
+Memory: RAM holds 18 bytes per record (digest, status, index) plus one chunk of text
+(4 MiB) with its hashes; the signatures (4 x ``num_perm`` bytes per record) and the band
+tables (8 bytes per band per record) go to files in a temporary folder (``work_dir``), and
+the candidates are found one band at a time, so at most one band's table (16 bytes per
+record while sorting) is in memory.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from entrosel.engines.local import ordered_map, resolve_workers
+from entrosel.errors import InputError
+from entrosel.filters.base import Batch, Filter, Removal
+from entrosel.filters.minhash import band_hashes, lsh_params, shingle_hashes, signatures
+from entrosel.filters.params import Param
+from entrosel.formats.render import turns_text
+from entrosel.pool import InputOptions, Source
+
+_CHUNK_BYTES = 1 << 22
+_WINDOW = 8  # in a band bucket, each record is compared with the bucket's first and 7 before it
+_VERIFY_PAIRS = 1 << 16
+
+
+def _sign_chunk(texts: list[str], ngram: int, num_perm: int, seed: int, bands: int,
+                rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Signatures, band hashes and has-a-shingle flags of a chunk of texts (runs in a worker)."""
+    hashes, offsets = shingle_hashes(texts, ngram)
+    sig = signatures(hashes, offsets, num_perm, seed)
+    return sig, band_hashes(sig, bands, rows), np.diff(offsets) > 0
+
+
+@dataclass
+class Dedup(Filter):
+    """Remove exact duplicates of the rendered text, keeping the first; with ``near``, also
+    records whose word ``ngram``-gram sets have an estimated Jaccard similarity of at least
+    ``threshold`` with an earlier kept record (MinHash, ``num_perm`` permutations, LSH with
+    ``bands`` bands, default: datasketch's optimum for the threshold). ``lowercase`` and
+    ``normalize_whitespace`` apply to the exact comparison (near always lower-cases and
+    compares words). ``workers``: processes for the near signatures (default: all cores)."""
+
+    near: bool = False
+    threshold: float = 0.7
+    ngram: int = 3
+    num_perm: int = 128
+    bands: int | None = None
+    seed: int = 0
+    lowercase: bool = False
+    normalize_whitespace: bool = False
+    workers: int | None = None
+    work_dir: str | None = None
+
+    name: ClassVar[str] = "dedup"
+    constraints: ClassVar[dict[str, Param]] = {
+        "near": Param(bool), "threshold": Param(float, low=0, high=1, low_open=True),
+        "ngram": Param(int, low=1, high=64), "num_perm": Param(int, low=2, high=1024),
+        "bands": Param(int, low=1), "seed": Param(int, low=0, high=2**32 - 1),
+        "lowercase": Param(bool), "normalize_whitespace": Param(bool),
+        "workers": Param(int, low=1), "work_dir": Param(str)}
+
+    def _check(self) -> None:
+        if self.bands is not None and self.bands > self.num_perm:
+            raise InputError(f"--bands ({self.bands}) cannot exceed --num-perm ({self.num_perm})")
+
+    def fit(self, source: Source, options: InputOptions | None = None,
+            progress: bool | None = None) -> Self:
+        self._tmp: str | None = None
+        try:
+            return super().fit(source, options, progress)
+        finally:
+            if self._tmp is not None:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _start(self, source: Source, options: InputOptions) -> None:
+        if self.bands is not None:
+            self.bands_, self.rows_ = self.bands, self.num_perm // self.bands
+        else:
+            self.bands_, self.rows_ = lsh_params(self.threshold, self.num_perm)
+        self._digests = bytearray()
+        self._index: list[int] = []
+        if not self.near:
+            return
+        if self.work_dir is not None:
+            os.makedirs(self.work_dir, exist_ok=True)
+        self._tmp = tempfile.mkdtemp(prefix="entrosel-dedup-", dir=self.work_dir)
+        self._sig_file = open(os.path.join(self._tmp, "signatures.u32"), "wb")
+        self._band_files = [open(os.path.join(self._tmp, f"band-{b:03d}.u64"), "wb")
+                            for b in range(self.bands_)]
+        self._has_shingles = bytearray()
+        self._pending: list[str] = []
+        self._pending_bytes = 0
+        self._chunks: list[list[str]] = []
+
+    def _exact_key(self, text: str) -> bytes:
+        if self.normalize_whitespace:
+            text = " ".join(text.split())
+        if self.lowercase:
+            text = text.lower()
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def judge(self, batch: Batch) -> list[Removal | None]:
+        # decisions come in _finish, once the whole pool is seen
+        for record, turns in batch:
+            text = turns_text(turns)
+            self._digests += self._exact_key(text)
+            self._index.append(record.index)
+            if self.near:
+                self._pending.append(text)
+                self._pending_bytes += len(text)
+                if self._pending_bytes >= _CHUNK_BYTES:
+                    self._chunks.append(self._pending)
+                    self._pending, self._pending_bytes = [], 0
+        if self.near and len(self._chunks) >= 2 * resolve_workers(self.workers):
+            self._sign(self._chunks)
+            self._chunks = []
+        return [None] * len(batch)
+
+    def _sign(self, chunks: list[list[str]]) -> None:
+        work = partial(_sign_chunk, ngram=self.ngram, num_perm=self.num_perm, seed=self.seed,
+                       bands=self.bands_, rows=self.rows_)
+        workers = self.workers if len(chunks) > 1 else 1
+        for sig, bands, has in ordered_map(work, chunks, workers):
+            self._sig_file.write(np.ascontiguousarray(sig).tobytes())
+            for b, f in enumerate(self._band_files):
+                f.write(np.ascontiguousarray(bands[:, b]).tobytes())
+            self._has_shingles += has.astype(np.uint8).tobytes()
+
+    def _finish(self) -> None:
+        index = np.asarray(self._index, dtype=np.int64)
+        self._index = []
+        removed = self._exact(index)
+        self.exact_removed_ = int(removed.sum())
+        self.near_removed_ = 0
+        if self.near:
+            if self._pending:
+                self._chunks.append(self._pending)
+            self._sign(self._chunks)
+            self._chunks, self._pending = [], []
+            self._sig_file.close()
+            for f in self._band_files:
+                f.close()
+            self.near_removed_ = self._near(index, removed)
+
+    def _exact(self, index: np.ndarray) -> np.ndarray:
+        """Mark exact repeats removed; returns the removed mask over positions."""
+        n = len(index)
+        removed = np.zeros(n, dtype=bool)
+        if n == 0:
+            return removed
+        digests = np.frombuffer(bytes(self._digests), dtype=[("hi", "<u8"), ("lo", "<u8")])
+        self._digests = bytearray()
+        order = np.argsort(digests, kind="stable")  # stable: the earliest of a group first
+        ordered = digests[order]
+        repeat = np.zeros(n, dtype=bool)
+        repeat[1:] = ordered[1:] == ordered[:-1]
+        group_start = np.maximum.accumulate(np.where(repeat, 0, np.arange(n)))
+        for k in np.flatnonzero(repeat):
+            pos, first = int(order[k]), int(order[group_start[k]])
+            removed[pos] = True
+            self._remove(int(index[pos]), Removal(
+                "exact_duplicate", f"same text as record {int(index[first])}",
+                duplicate_of=int(index[first]), similarity=1.0))
+        return removed
+
+    def _candidates(self, eligible: np.ndarray, n: int) -> np.ndarray:
+        """Candidate pairs ``(earlier, later)`` of positions, as keys ``earlier * n + later``."""
+        keys = []
+        for b in range(self.bands_):
+            column = np.fromfile(os.path.join(self._tmp, f"band-{b:03d}.u64"), dtype=np.uint64)
+            pos = eligible
+            h = column[pos]
+            del column
+            order = np.argsort(h, kind="stable")
+            pos, h = pos[order], h[order]
+            same = np.zeros(len(h), dtype=bool)
+            same[1:] = h[1:] == h[:-1]
+            if not same.any():
+                continue
+            group_start = np.maximum.accumulate(np.where(same, 0, np.arange(len(h))))
+            later = np.flatnonzero(same)
+            keys.append(pos[group_start[later]] * n + pos[later])
+            for d in range(1, _WINDOW):
+                near = later[later - d > group_start[later]]
+                keys.append(pos[near - d] * n + pos[near])
+        if not keys:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate(keys))
+
+    def _near(self, index: np.ndarray, removed: np.ndarray) -> int:
+        n = len(index)
+        if n == 0:
+            return 0
+        has = np.frombuffer(bytes(self._has_shingles), dtype=np.uint8).astype(bool)
+        eligible = np.flatnonzero(has & ~removed)
+        keys = self._candidates(eligible, n)
+        self.candidate_pairs_ = len(keys)
+        sig = np.memmap(os.path.join(self._tmp, "signatures.u32"), dtype=np.uint32, mode="r",
+                        shape=(n, self.num_perm))
+        earlier_all, later_all, sim_all = [], [], []
+        for start in range(0, len(keys), _VERIFY_PAIRS):
+            part = keys[start:start + _VERIFY_PAIRS]
+            a, b = part // n, part % n
+            sim = (sig[a] == sig[b]).mean(axis=1)
+            ok = sim >= self.threshold
+            earlier_all.append(a[ok])
+            later_all.append(b[ok])
+            sim_all.append(sim[ok])
+        del sig
+        if not earlier_all:
+            return 0
+        earlier, later, sim = (np.concatenate(x) for x in (earlier_all, later_all, sim_all))
+        order = np.lexsort((earlier, later))  # by later record, then earliest partner first
+        count = 0
+        last = -1
+        for k in order.tolist():
+            pos = int(later[k])
+            if pos == last or removed[pos]:
+                continue
+            partner = int(earlier[k])
+            if removed[partner]:  # a removed record does not remove others (no chains)
+                continue
+            removed[pos] = True
+            last = pos
+            count += 1
+            self._remove(int(index[pos]), Removal(
+                "near_duplicate", f"near duplicate of record {int(index[partner])} "
+                                  f"(estimated Jaccard {float(sim[k]):.2f})",
+                duplicate_of=int(index[partner]), similarity=float(sim[k])))
+        return count
+
+    def summary_params(self) -> dict[str, Any]:
+        """The LSH set-up actually used (after ``fit``)."""
+        return {"bands": self.bands_, "rows": self.rows_}

@@ -1,0 +1,69 @@
+"""``filter score``: keep records whose score lies in a band (CCNet-style perplexity bands,
+a compression-ratio floor, an information ceiling)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from entrosel.errors import InputError
+from entrosel.filters.base import Batch, Filter, Removal
+from entrosel.filters.params import Param, check_range
+from entrosel.pool import InputOptions, Source
+
+
+@dataclass
+class ScoreFilter(Filter):
+    """Keep records with ``min <= score <= max`` in column ``by`` of ``scores`` (a file with
+    an ``index`` column, as ``entrosel score`` writes, for this same input). A record with an
+    empty or NaN score is removed (``no_score``); a record missing from the file is an error."""
+
+    scores: str | None = None
+    by: str | None = None
+    min: float | None = None
+    max: float | None = None
+
+    name: ClassVar[str] = "score"
+    constraints: ClassVar[dict[str, Param]] = {
+        "scores": Param(str, required=True), "by": Param(str, required=True),
+        "min": Param(float), "max": Param(float)}
+
+    def _check(self) -> None:
+        if self.min is None and self.max is None:
+            raise InputError("give --min and/or --max: the band of scores to keep")
+        check_range(self.get_params(), "min", "max")
+
+    def _start(self, source: Source, options: InputOptions) -> None:
+        from entrosel.commands.select import read_scores
+
+        if not Path(self.scores).exists():
+            raise InputError("no such score file (make it with `entrosel score ...`)", self.scores)
+        index, values, _ = read_scores(self.scores, self.by)
+        if len(index) and index.min() < 0:
+            raise InputError(f"score file has a negative index ({index.min()})", self.scores)
+        size = int(index.max()) + 1 if len(index) else 0
+        self.values_ = np.full(size, np.nan)
+        self._present = np.zeros(size, dtype=bool)
+        self.values_[index] = values
+        self._present[index] = True
+
+    def judge(self, batch: Batch) -> list[Removal | None]:
+        out: list[Removal | None] = []
+        for record, _ in batch:
+            i = record.index
+            if i >= len(self._present) or not self._present[i]:
+                raise InputError(f"record {i} has no row in the score file {self.scores}; "
+                                 "score this same input", record.path, record.line, i)
+            value = float(self.values_[i])
+            if math.isnan(value):
+                out.append(Removal("no_score", f"{self.by} is empty"))
+            elif self.min is not None and value < self.min:
+                out.append(Removal(f"min_{self.by}", f"{self.by} {value:.6g} < --min {self.min:g}"))
+            elif self.max is not None and value > self.max:
+                out.append(Removal(f"max_{self.by}", f"{self.by} {value:.6g} > --max {self.max:g}"))
+            else:
+                out.append(None)
+        return out
