@@ -1,0 +1,421 @@
+"""``entrosel run RECIPE.yaml``: a list of steps over a pool, each cached, resumable.
+
+A recipe is data, never code: YAML read with a safe loader, every step's options checked
+before the first step runs (an error names the step and its line). Each step is written as
+it is on the command line, options in snake_case::
+
+    input: data/pool.jsonl
+    output: data/sft.jsonl
+    steps:
+      - filter length: {min_chars: 200, min_response_chars: 20}
+      - filter dedup: {near: true}
+      - select zip: {budget: 1000, compressor: zstd}
+
+A step reads the previous step's records (the first reads ``input``) and writes its output
+under ``work_dir`` (default ``OUTPUT.steps/``) with a completion marker holding the hash of
+its input's content, its options and the reading options. A rerun skips every step whose
+marker matches and resumes at the first unfinished one; changed options or data rerun that
+step and the ones after it. ``score compression`` writes a score file (the next
+``filter score`` uses it unless it names ``scores``) and passes the records on unchanged.
+The last records are copied to ``output``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from entrosel.errors import InputError
+from entrosel.filters import FILTERS
+from entrosel.filters.params import Param, ParameterError, check_params
+from entrosel.formats.serialize import SERIALIZATIONS
+from entrosel.io.atomic import atomic_path
+from entrosel.io.readers import INPUT_FORMATS, detect_format, read_records
+from entrosel.io.writers import output_format_for, write_records
+from entrosel.scoring.compression import COMPRESSORS, Compressor
+
+_TOP = {"input": Param(str), "output": Param(str), "work_dir": Param(str),
+        "input_format": Param(str, choices=INPUT_FORMATS), "text_field": Param(str),
+        "template": Param(str), "on_error": Param(str, choices=("raise", "skip"))}
+_COMPRESSION = {"serialize": Param(str, choices=SERIALIZATIONS),
+                "compressor": Param(str, choices=COMPRESSORS), "level": Param(int),
+                "workers": Param(int, low=1)}
+_ZIP = {"budget": Param(int, low=0), "budget_tokens": Param(int, low=0), "tokenizer": Param(str),
+        "k1": Param(int, low=1), "k2": Param(int, low=1), "k3": Param(int, low=1), **_COMPRESSION}
+
+
+@dataclass
+class Step:
+    """One step of a recipe: its kind (``filter dedup``), options and YAML lines."""
+
+    number: int
+    kind: str
+    options: dict[str, Any]
+    line: int
+    option_lines: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"step {self.number} ({self.kind})"
+
+    @property
+    def stem(self) -> str:
+        return f"{self.number:02d}-{self.kind.replace(' ', '-')}"
+
+
+@dataclass(frozen=True)
+class StepKind:
+    """What a step of this kind accepts (``constraints``), checks across options, writes
+    (``records`` or ``scores``) and runs (``run(input, output, step, recipe) -> summary line``)."""
+
+    constraints: dict[str, Param]
+    makes: str
+    check: Callable[[dict[str, Any]], None]
+    run: Callable[[Path, Path, Step, "Recipe"], str]
+
+
+@dataclass
+class Recipe:
+    """A parsed, validated recipe."""
+
+    path: Path
+    input: str | None
+    output: str | None
+    work_dir: str | None
+    reading: dict[str, Any]
+    steps: list[Step]
+
+
+# ---- the steps ------------------------------------------------------------------------------
+
+def _filter_kind(name: str) -> StepKind:
+    cls = FILTERS[name]
+
+    def check(options: dict[str, Any]) -> None:
+        cls(**options).validate()
+
+    def run(input: Path, output: Path, step: Step, recipe: Recipe) -> str:
+        from entrosel.commands.filter import filter_to_file
+
+        s = filter_to_file(cls(**step.options), input, output, **recipe.reading,
+                           removed_out=output.with_name(step.stem + ".removed.jsonl"))
+        return s.line(step.kind)
+
+    constraints = dict(cls.constraints)
+    if name == "score":  # an earlier score step can supply the file
+        constraints["scores"] = Param(str)
+    return StepKind(constraints, "records", check, run)
+
+
+def _check_compression(options: dict[str, Any]) -> None:
+    Compressor(options.get("compressor", "zlib"), options.get("level"))
+
+
+def _run_score(input: Path, output: Path, step: Step, recipe: Recipe) -> str:
+    from entrosel.commands.score import score_compression
+
+    s = score_compression(input, output, **recipe.reading, **step.options)
+    return f"entrosel {step.kind}: {s.records:,} records scored in {s.seconds:.1f}s -> {output}"
+
+
+def _check_zip(options: dict[str, Any]) -> None:
+    from entrosel.selection.zip import ZipSelector
+
+    _check_compression(options)
+    ZipSelector(**options)._validate()
+
+
+def _run_zip(input: Path, output: Path, step: Step, recipe: Recipe) -> str:
+    from entrosel.commands.select import select_zip_to_file
+
+    selector, s = select_zip_to_file(input, output, **recipe.reading, **step.options)
+    return (f"entrosel {step.kind}: {s.records:,} records selected in "
+            f"{len(selector.round_timings_)} rounds in {s.seconds:.1f}s -> {output}")
+
+
+STEPS: dict[str, StepKind] = {
+    "filter length": _filter_kind("length"),
+    "filter dedup": _filter_kind("dedup"),
+    "filter score": _filter_kind("score"),
+    "score compression": StepKind(_COMPRESSION, "scores", _check_compression, _run_score),
+    "select zip": StepKind(_ZIP, "records", _check_zip, _run_zip),
+}
+
+
+# ---- reading and checking a recipe ------------------------------------------------------------
+
+def _yaml():
+    try:
+        import yaml
+    except ImportError:
+        raise InputError("recipes need PyYAML: pip install 'entrosel[recipe]'") from None
+    return yaml
+
+
+def _lines(node: Any) -> dict[Any, tuple[int, Any]]:
+    """A YAML mapping node's keys -> (1-based line, value node)."""
+    out = {}
+    for key, value in getattr(node, "value", []) or []:
+        if hasattr(key, "value") and isinstance(key.value, str):
+            out[key.value] = (key.start_mark.line + 1, value)
+    return out
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Parse and validate ``path``; raises :class:`InputError` naming the step and its line."""
+    yaml = _yaml()
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("no such recipe file", p)
+    text = p.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise InputError(f"not valid YAML: {getattr(e, 'problem', None) or e}", p,
+                         mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise InputError("a recipe is a mapping with 'steps' (and optionally input, output, "
+                         "work_dir, ...)", p, 1)
+    top = _lines(root)
+    for key in data:
+        if key != "steps" and key not in _TOP:
+            raise InputError(f"unknown key {key!r}; a recipe holds steps, "
+                             + ", ".join(_TOP), p, top.get(key, (None,))[0])
+    try:
+        check_params(data, _TOP)
+    except ParameterError as e:
+        raise InputError(e.message(e.name), p, top.get(e.name, (None,))[0]) from None
+    steps_line, steps_node = top.get("steps", (1, None))
+    raw_steps = data.get("steps")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise InputError("'steps' must be a list of steps, e.g. '- filter length: {min_chars: 200}'",
+                         p, steps_line)
+    steps = []
+    for i, (raw, node) in enumerate(zip(raw_steps, steps_node.value), start=1):
+        steps.append(_parse_step(p, i, raw, node))
+    reading = {k: data[k] for k in ("input_format", "text_field", "template", "on_error") if k in data}
+    recipe = Recipe(p, data.get("input"), data.get("output"), data.get("work_dir"), reading, steps)
+    _check_steps(recipe)
+    return recipe
+
+
+def _parse_step(p: Path, number: int, raw: Any, node: Any) -> Step:
+    line = node.start_mark.line + 1
+    if not isinstance(raw, dict) or len(raw) != 1:
+        raise InputError(f"step {number}: write a step as '- KIND: {{options}}' with one KIND "
+                         f"of: {', '.join(STEPS)}", p, line)
+    [(kind, options)] = raw.items()
+    if kind not in STEPS:
+        raise InputError(f"step {number}: unknown step {kind!r}; steps are: {', '.join(STEPS)}",
+                         p, line)
+    options = {} if options is None else options
+    [(_, value_node)] = node.value
+    if not isinstance(options, dict):
+        raise InputError(f"step {number} ({kind}): options must be a mapping, e.g. "
+                         "{min_chars: 200}", p, line)
+    return Step(number, kind, options, line, {k: v[0] for k, v in _lines(value_node).items()})
+
+
+def _check_steps(recipe: Recipe) -> None:
+    scores_made = False
+    for step in recipe.steps:
+        kind = STEPS[step.kind]
+        for key in step.options:
+            if key not in kind.constraints:
+                raise InputError(f"{step.label}: unknown option {key!r}; options are: "
+                                 f"{', '.join(kind.constraints)}", recipe.path,
+                                 step.option_lines.get(key, step.line))
+        try:
+            check_params(step.options, kind.constraints)
+            if step.kind == "filter score" and "scores" not in step.options:
+                if not scores_made:
+                    raise InputError("needs scores: FILE, or a 'score compression' step before it")
+                kind.check({**step.options, "scores": "<from the score step>"})
+            else:
+                kind.check(step.options)
+        except ParameterError as e:
+            raise InputError(f"{step.label}: {e.message(e.name)}", recipe.path,
+                             step.option_lines.get(e.name, step.line)) from None
+        except InputError as e:
+            raise InputError(f"{step.label}: {e.reason}", recipe.path, step.line) from None
+        scores_made = scores_made or kind.makes == "scores"
+
+
+# ---- running ------------------------------------------------------------------------------------
+
+def content_hash(path: str | Path) -> str:
+    """sha256 of a file's bytes, or of a folder's relative paths and file bytes."""
+    p = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    for f in files:
+        if p.is_dir():
+            digest.update(str(f.relative_to(p)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class PlannedStep:
+    step: Step
+    input: Path
+    output: Path
+    marker: Path
+    scores: Path | None = None
+
+
+@dataclass
+class RunResult:
+    """What ``run_recipe`` did: each step's summary line and whether it came from the cache."""
+
+    output: Path | None
+    lines: list[str]
+    cached: int
+    ran: int
+    records: int | None
+    seconds: float
+    plan: list[str]
+
+
+def _plan(recipe: Recipe, input: Path, work: Path) -> list[PlannedStep]:
+    suffix = ".parquet" if detect_format(input) == "parquet" else ".jsonl"
+    planned, current, scores = [], input, None
+    for step in recipe.steps:
+        kind = STEPS[step.kind]
+        out = work / (step.stem + (".scores.jsonl" if kind.makes == "scores" else suffix))
+        item = PlannedStep(step, current, out, work / (step.stem + ".done.json"))
+        if step.kind == "filter score":
+            item.scores = Path(step.options["scores"]) if "scores" in step.options else scores
+        planned.append(item)
+        if kind.makes == "scores":
+            scores = out
+        else:
+            current = out
+    return planned
+
+
+def _fingerprint(item: PlannedStep, recipe: Recipe) -> str:
+    from entrosel import __version__
+
+    blob = {"step": item.step.kind, "options": item.step.options, "reading": recipe.reading,
+            "input": content_hash(item.input), "version": __version__}
+    if item.scores is not None:
+        blob["scores"] = content_hash(item.scores)
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def _done(item: PlannedStep, fingerprint: str) -> dict[str, Any] | None:
+    """The marker of a finished step with this fingerprint, else None."""
+    try:
+        marker = json.loads(item.marker.read_text())
+    except (OSError, ValueError):
+        return None
+    if marker.get("fingerprint") != fingerprint or not item.output.exists():
+        return None
+    return marker
+
+
+def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
+               output: str | Path | None = None, work_dir: str | Path | None = None,
+               dry_run: bool = False, echo: Callable[[str], None] | None = None) -> RunResult:
+    """Run (or with ``dry_run``, plan) a recipe; ``input``/``output``/``work_dir`` override
+    the recipe's. ``echo`` receives each step's summary line as it finishes."""
+    t0 = time.perf_counter()
+    recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    source = input if input is not None else recipe.input
+    target = output if output is not None else recipe.output
+    if source is None:
+        raise InputError("no input: give INPUT or put 'input:' in the recipe", recipe.path)
+    if target is None and not dry_run:
+        raise InputError("no output: give -o OUTPUT or put 'output:' in the recipe", recipe.path)
+    source = Path(source)
+    if not source.exists():
+        raise InputError("no such file or folder", source)
+    if target is not None:
+        output_format_for(target)
+    work = Path(work_dir or recipe.work_dir or f"{target}.steps")
+    planned = _plan(recipe, source, work)
+    echo = echo or (lambda line: None)
+    lines, plan, cached, ran, upstream_fresh = [], [], 0, 0, True
+    for item in planned:
+        step = item.step
+        fingerprint = _fingerprint(item, recipe) if upstream_fresh and item.input.exists() else None
+        marker = _done(item, fingerprint) if fingerprint else None
+        opts = ", ".join(f"{k}: {json.dumps(v)}" for k, v in step.options.items())
+        status = "cached" if marker else "to run"
+        plan.append(f"{step.number}. {step.kind} {{{opts}}}: {item.input} -> {item.output} [{status}]")
+        if dry_run:
+            upstream_fresh = upstream_fresh and marker is not None
+            continue
+        if marker is not None:
+            line = f"entrosel run: {step.label} cached: {marker['summary']}"
+            cached += 1
+        else:
+            item.output.parent.mkdir(parents=True, exist_ok=True)
+            scoped = Step(step.number, step.kind, dict(step.options), step.line, step.option_lines)
+            if item.scores is not None:
+                scoped.options["scores"] = str(item.scores)
+            line = STEPS[step.kind].run(item.input, item.output, scoped, recipe)
+            fingerprint = fingerprint or _fingerprint(item, recipe)
+            with atomic_path(item.marker) as tmp:
+                tmp.write_text(json.dumps({"fingerprint": fingerprint, "step": step.kind,
+                                           "options": step.options, "output": str(item.output),
+                                           "summary": line}, indent=1) + "\n")
+            ran += 1
+        lines.append(line)
+        echo(line)
+    if dry_run:
+        return RunResult(None, lines, cached, ran, None, time.perf_counter() - t0, plan)
+    last = next((p.output for p in reversed(planned) if STEPS[p.step.kind].makes == "records"), source)
+    records = _publish(last, Path(target), source)
+    return RunResult(Path(target), lines, cached, ran, records, time.perf_counter() - t0, plan)
+
+
+def _publish(last: Path, target: Path, source: Path) -> int:
+    """Put the last step's records at ``target`` (a copy, or a conversion to its format)."""
+    if output_format_for(target) == detect_format(last) and last.is_file():
+        with atomic_path(target) as tmp:
+            shutil.copyfile(last, tmp)
+        return sum(1 for _ in read_records(target))
+    return write_records(read_records(last), target, like=source)
+
+
+# ---- command line -------------------------------------------------------------------------------
+
+def _cmd_run(a: argparse.Namespace) -> int:
+    echo = (lambda line: print(line, file=sys.stderr))
+    result = run_recipe(a.recipe, a.input, a.output, a.work_dir, a.dry_run, echo=echo)
+    if a.dry_run:
+        print(f"plan of {a.recipe}:")
+        for line in result.plan:
+            print("  " + line)
+        return 0
+    print(f"entrosel run: {len(result.lines)} steps ({result.ran} run, {result.cached} cached), "
+          f"{result.records:,} records in {result.seconds:.1f}s -> {result.output}", file=sys.stderr)
+    return 0
+
+
+def add_run_parser(verbs: Any) -> None:
+    """``entrosel run``: hooked into :func:`entrosel.cli.build_parser`."""
+    p = verbs.add_parser("run", help="run a recipe: filter, dedup, score and select steps, cached",
+                         description="Run the steps of a YAML recipe in order (" + ", ".join(STEPS)
+                                     + "). Each step's output is cached under the work folder "
+                                       "by the hash of its input and options; a rerun resumes "
+                                       "at the first unfinished step.")
+    p.add_argument("recipe", metavar="RECIPE.yaml")
+    p.add_argument("input", nargs="?", help="the pool (default: the recipe's input)")
+    p.add_argument("-o", "--output", help="final records (default: the recipe's output)")
+    p.add_argument("--work-dir", metavar="DIR",
+                   help="step outputs and completion markers (default: OUTPUT.steps)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (cached or to run) and stop")
+    p.set_defaults(run=_cmd_run)

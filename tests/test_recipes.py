@@ -1,0 +1,151 @@
+"""Recipes: validation before any work, caching by content and options, resume after a kill."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from entrosel.cli import main
+from entrosel.commands.recipe import load_recipe, run_recipe
+from entrosel.errors import InputError
+from tests.conftest import write_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RECIPE = """\
+steps:
+  - filter length:
+      min_chars: 200
+      min_response_chars: 20
+  - filter dedup: {near: true}
+  - score compression: {level: 6}
+  - filter score: {by: compression_ratio, min: 1.2}
+  - select zip: {budget: 40, k1: 200, k2: 20, k3: 10, workers: 1}
+"""
+
+
+def recipe_file(tmp_path: Path, text: str = RECIPE, name: str = "recipe.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def pool(tmp_path, real_exchanges) -> Path:
+    return write_jsonl(tmp_path / "pool.jsonl", real_exchanges[:300] + real_exchanges[:20])
+
+
+def mtimes(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+
+
+def test_a_recipe_runs_every_step_then_is_cached(tmp_path, pool):
+    out = tmp_path / "sft.jsonl"
+    first = run_recipe(recipe_file(tmp_path), pool, out)
+    assert (first.ran, first.cached, first.records) == (5, 0, 40)
+    rows = [json.loads(x) for x in out.read_bytes().splitlines()]
+    texts = [json.dumps(r["conversations"]) for r in rows]
+    assert len(set(texts)) == 40  # no exact duplicate survives
+    assert all(sum(len(t["value"]) for t in r["conversations"]) + 2 >= 200 for r in rows)
+    work = Path(f"{out}.steps")
+    assert sorted(p.name for p in work.glob("*.done.json")) == [
+        "01-filter-length.done.json", "02-filter-dedup.done.json",
+        "03-score-compression.done.json", "04-filter-score.done.json", "05-select-zip.done.json"]
+    before = mtimes(work)
+    again = run_recipe(recipe_file(tmp_path), pool, out)
+    assert (again.ran, again.cached) == (0, 5) and mtimes(work) == before
+    assert out.read_bytes() == (work / "05-select-zip.jsonl").read_bytes()
+
+
+def test_changed_options_rerun_that_step_and_the_ones_after(tmp_path, pool):
+    out = tmp_path / "sft.jsonl"
+    run_recipe(recipe_file(tmp_path), pool, out)
+    # the cache is by content: new scores that keep the same records leave the selection cached
+    rescored = run_recipe(recipe_file(tmp_path, RECIPE.replace("{level: 6}", "{level: 5}")), pool, out)
+    assert [line.startswith("entrosel run: step") for line in rescored.lines] == [True, True, False, False, True]
+    tighter = RECIPE.replace("{level: 6}", "{level: 5}").replace("min: 1.2", "min: 2.5")
+    changed = run_recipe(recipe_file(tmp_path, tighter), pool, out)
+    assert [line.startswith("entrosel run: step") for line in changed.lines] == [True] * 3 + [False] * 2
+    # so does changed input content, from the first step
+    write_jsonl(pool, [json.loads(x) for x in pool.read_bytes().splitlines()][:250])
+    assert run_recipe(recipe_file(tmp_path), pool, out).ran == 5
+
+
+def test_a_killed_run_resumes_at_the_first_unfinished_step(tmp_path, pool):
+    out = tmp_path / "sft.jsonl"
+    recipe = recipe_file(tmp_path)
+    # the select step kills its own process (SIGKILL: no cleanup runs) halfway
+    killer = textwrap.dedent(f"""
+        import os, signal
+        from entrosel.commands import recipe as r
+        def die(*args):
+            os.kill(os.getpid(), signal.SIGKILL)
+        r.STEPS["select zip"] = r.StepKind(r._ZIP, "records", r._check_zip, die)
+        r.run_recipe({str(recipe)!r}, {str(pool)!r}, {str(out)!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", killer], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == -9
+    work = Path(f"{out}.steps")
+    assert len(list(work.glob("*.done.json"))) == 4 and not out.exists()
+    resumed = run_recipe(recipe, pool, out)
+    assert (resumed.ran, resumed.cached, resumed.records) == (1, 4, 40)
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, pool, capsys):
+    out = tmp_path / "sft.jsonl"
+    assert main(["run", str(recipe_file(tmp_path)), str(pool), "-o", str(out), "--dry-run"]) == 0
+    plan = capsys.readouterr().out.splitlines()
+    assert plan[0].startswith("plan of ") and len(plan) == 6
+    assert plan[1].startswith("  1. filter length {min_chars: 200, min_response_chars: 20}: ")
+    assert all(line.endswith("[to run]") for line in plan[1:])
+    assert not out.exists() and not Path(f"{out}.steps").exists()
+    run_recipe(recipe_file(tmp_path), pool, out)
+    assert main(["run", str(recipe_file(tmp_path)), str(pool), "-o", str(out), "--dry-run"]) == 0
+    assert all(line.endswith("[cached]") for line in capsys.readouterr().out.splitlines()[1:])
+
+
+def test_cli_run_ends_with_one_summary_line(tmp_path, pool, capsys):
+    out = tmp_path / "sft.jsonl"
+    assert main(["run", str(recipe_file(tmp_path)), str(pool), "-o", str(out)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("entrosel filter length: ") and err[-1].startswith(
+        "entrosel run: 5 steps (5 run, 0 cached), 40 records in ")
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("steps:\n  - filter length: {min_chars: 10}\n  - filter lenght: {min_chars: 10}\n", 3,
+     "step 2: unknown step 'filter lenght'; steps are: filter length, filter dedup"),
+    ("steps:\n  - filter dedup:\n      near: true\n      threshold: 1.5\n", 4,
+     "step 1 (filter dedup): threshold must be a number in (0, 1], not 1.5"),
+    ("steps:\n  - filter length:\n      min_chars: 10\n      min_char: 5\n", 4,
+     "step 1 (filter length): unknown option 'min_char'; options are: min_chars, max_chars"),
+    ("steps:\n  - filter length: {min_chars: 10}\n  - select zip: {k1: 10}\n", 3,
+     "step 2 (select zip): give a budget"),
+    ("steps:\n  - select zip: {budget: 10, compressor: zlib, level: 12}\n", 2,
+     "step 1 (select zip): --level for zlib must be in 0..9, not 12"),
+    ("steps:\n  - filter score: {by: perplexity, min: 3}\n", 2,
+     "step 1 (filter score): needs scores: FILE, or a 'score compression' step before it"),
+    ("steps:\n  - filter length: [min_chars, 10]\n", 2, "step 1 (filter length): options must be a mapping"),
+    ("inptu: x.jsonl\nsteps:\n  - filter dedup:\n", 1, "unknown key 'inptu'"),
+    ("steps: []\n", 1, "'steps' must be a list of steps"),
+    ("steps:\n  - filter dedup: {near: true\n", 3, "not valid YAML"),
+    ("steps:\n  - !!python/object/apply:os.system ['echo hacked']\n", 2, "not valid YAML"),
+])
+def test_bad_recipes_exit_2_naming_the_step_and_line(tmp_path, pool, capsys, text, line, message):
+    recipe = recipe_file(tmp_path, text)
+    with pytest.raises(InputError) as e:
+        load_recipe(recipe)
+    assert e.value.line == line and message in e.value.reason
+    assert main(["run", str(recipe), str(pool), "-o", str(tmp_path / "out.jsonl")]) == 2
+    assert f"{recipe}:{line}: " in capsys.readouterr().err
+    assert not (tmp_path / "out.jsonl.steps").exists()  # nothing ran
+
+
+def test_the_default_recipe_is_valid():
+    recipe = load_recipe(ROOT / "recipes" / "sft-default.yaml")
+    assert [s.kind for s in recipe.steps] == ["filter length", "filter dedup", "select zip"]
+    assert recipe.input == "data/pool.jsonl" and recipe.output == "data/sft.jsonl"
