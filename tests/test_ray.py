@@ -19,16 +19,19 @@ def local_ray():
     ray.shutdown()
 
 
-def test_same_selection_as_local(local_ray, real_exchanges):
+@pytest.mark.parametrize("compressor", ["zlib", "zstd"])
+def test_same_selection_as_local(local_ray, real_exchanges, compressor):
     records = real_exchanges[:200]
-    options = dict(k1=60, k2=20, k3=8, serialize="repr")
+    options = dict(k1=60, k2=20, k3=8, serialize="repr", compressor=compressor)
     local = select_zip(records, 40, workers=1, **options)
     assert select_zip(records, 40, workers=2, engine="ray", **options) == local
 
 
-def test_killed_actor_is_replaced_and_the_answer_stays(local_ray, real_exchanges, monkeypatch):
+@pytest.mark.parametrize("compressor", ["zlib", "zstd"])
+def test_killed_actor_is_replaced_and_the_answer_stays(local_ray, real_exchanges, monkeypatch,
+                                                       compressor):
     records = real_exchanges[:200]
-    options = dict(k1=60, k2=20, k3=8)
+    options = dict(k1=60, k2=20, k3=8, compressor=compressor)
     expected = select_zip(records, 40, workers=1, **options)
     groups = []
     original = ray_engine.RayEvaluatorGroup.ratios
@@ -36,7 +39,7 @@ def test_killed_actor_is_replaced_and_the_answer_stays(local_ray, real_exchanges
 
     def ratios(self, anchor, candidates):
         calls["n"] += 1
-        if calls["n"] == 30:  # mid-run, inside some round's stage 3
+        if calls["n"] == 30:  # mid-run, inside some round's stage 3 (replayed call by call)
             os.kill(ray.get(self.actors[0].pid.remote()), signal.SIGKILL)
             groups.append(self)
         return original(self, anchor, candidates)

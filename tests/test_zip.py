@@ -193,10 +193,12 @@ def _state_round(cp) -> int:
         return -1
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-def test_killed_run_resumes_byte_identical(tmp_path, real_exchanges, sig):
+@pytest.mark.parametrize("sig,compressor", [(signal.SIGKILL, "zlib"), (signal.SIGINT, "zlib"),
+                                            (signal.SIGKILL, "zstd")])
+def test_killed_run_resumes_byte_identical(tmp_path, real_exchanges, sig, compressor):
     pool = write_jsonl(tmp_path / "pool.jsonl", real_exchanges)
-    opts = ["--budget", "250", "--k1", "300", "--k2", "8", "--k3", "4", "--workers", "2"]
+    opts = ["--budget", "250", "--k1", "300", "--k2", "8", "--k3", "4", "--workers", "2",
+            "--compressor", compressor]
     full = tmp_path / "full.jsonl"
     subprocess.run(_cli("select", "zip", str(pool), "-o", str(full), *opts), check=True)
 
@@ -225,4 +227,4 @@ def test_killed_run_resumes_byte_identical(tmp_path, real_exchanges, sig):
                         "--checkpoint", str(cp), "--resume"), check=True)
     assert out.read_bytes() == full.read_bytes()
     assert json.loads(out.read_text().splitlines()[0]) == real_exchanges[
-        select_zip(real_exchanges, 1, k1=300, k2=8, k3=4, workers=1)[0]]
+        select_zip(real_exchanges, 1, k1=300, k2=8, k3=4, workers=1, compressor=compressor)[0]]

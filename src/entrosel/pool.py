@@ -90,6 +90,11 @@ def _raw_text(record: Record) -> str:
     return repr(record.data)[:10_000]
 
 
+# Offsets as a Python list index several times faster than NumPy's scalars (evaluators
+# fetch items millions of times); above this many items the list would cost too much memory.
+_LIST_OFFSETS = 4_000_000
+
+
 @dataclass(frozen=True)
 class PoolItems:
     """Picklable view of the pool's bytes: a file and the offsets of each item in it."""
@@ -111,8 +116,10 @@ class OpenItems:
                  offsets: np.ndarray | None = None) -> None:
         if view is None:
             self.offsets, self._buf = offsets, buffer
+            self._starts = offsets.tolist() if len(offsets) <= _LIST_OFFSETS else None
             return
         self.offsets = view.offsets
+        self._starts = view.offsets.tolist() if len(view.offsets) <= _LIST_OFFSETS else None
         size = int(view.offsets[-1])
         if size == 0:
             self._buf = b""
@@ -121,7 +128,8 @@ class OpenItems:
                 self._buf = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
 
     def __getitem__(self, i: int) -> bytes:
-        return bytes(self._buf[self.offsets[i]:self.offsets[i + 1]])
+        starts = self._starts if self._starts is not None else self.offsets
+        return bytes(self._buf[starts[i]:starts[i + 1]])
 
     def __len__(self) -> int:
         return len(self.offsets) - 1

@@ -15,7 +15,7 @@ from entrosel.law.trainer_state import first_epoch_loss
 from entrosel.pool import InputOptions, Source
 
 
-def law_measure(input: Source, *, serialize: str = "text", compressor: str = "zlib", level: int = 9,
+def law_measure(input: Source, *, serialize: str = "text", compressor: str = "zlib", level: int | None = None,
                 tokenizer: str | None = None,
                 probe: bool = False, probe_size: str = "tiny", seed: int = 0, loss: float | None = None,
                 trainer_state: str | Path | None = None, input_format: str | None = None,
@@ -31,7 +31,7 @@ def law_measure(input: Source, *, serialize: str = "text", compressor: str = "zl
                     progress=progress, **read)
     row: dict[str, Any] = {"input": m["input"], "records": m["records"], "R": m["compression_ratio"],
                            "sha256": m["sha256"], "serialize": serialize, "compressor": compressor,
-                           "level": level}
+                           "level": m["level"]}
     if tokenizer:
         from entrosel.scoring.tokens import record_token_counts
 

@@ -9,12 +9,12 @@ from typing import Any, Iterable
 from entrosel.io.records import Rejects
 from entrosel.pool import InputOptions, Source, iter_records, serialized_records
 from entrosel.progress import Progress
-from entrosel.scoring.compression import DEFAULT_LEVEL, Compressor, StreamMeasure
+from entrosel.scoring.compression import Compressor, StreamMeasure
 
 
 def measure_one(source: Source, *, input_format: str | None = None, serialize: str = "text",
                 text_field: str | None = None, template: str | None = None,
-                compressor: str = "zlib", level: int = DEFAULT_LEVEL, on_error: str = "raise",
+                compressor: str = "zlib", level: int | None = None, on_error: str = "raise",
                 rejects: Rejects | None = None, progress: bool | None = None) -> dict[str, Any]:
     """``records``, ``bytes``, ``compressed_bytes`` and ``compression_ratio`` of the whole set.
 
@@ -25,7 +25,8 @@ def measure_one(source: Source, *, input_format: str | None = None, serialize: s
     options = InputOptions(input_format, serialize, text_field, template, on_error)
     framing = options.serialization.framing
     rejects = rejects if rejects is not None else Rejects(on_error)
-    meter = StreamMeasure(Compressor(compressor, level))
+    chosen = Compressor(compressor, level)
+    meter = StreamMeasure(chosen)
     digest = hashlib.sha256()
     feed = meter.feed
 
@@ -47,7 +48,7 @@ def measure_one(source: Source, *, input_format: str | None = None, serialize: s
     name = str(source) if isinstance(source, (str, os.PathLike)) else "<records>"
     return {"input": name, "records": records, "rejected": len(rejects), "bytes": meter.bytes,
             "compressed_bytes": meter.compressed_bytes, "compression_ratio": r,
-            "serialize": serialize, "compressor": compressor, "level": level,
+            "serialize": serialize, "compressor": compressor, "level": chosen.level,
             "sha256": digest.hexdigest()}
 
 

@@ -21,7 +21,7 @@ from entrosel.io.records import Record, Rejects, rejects_path
 from entrosel.io.writers import write_records
 from entrosel.pool import InputOptions, Pool, PoolItems, Source, iter_records, rendered_records
 from entrosel.progress import Progress
-from entrosel.scoring.compression import DEFAULT_LEVEL, Compressor, compressed_sizes, ratio
+from entrosel.scoring.compression import Compressor, compressed_sizes, ratio
 from entrosel.scoring.words import WordSurprisal
 
 _CHUNK_BYTES = 1 << 20
@@ -58,7 +58,7 @@ def _sizes_of_range(bounds: tuple[int, int], items: PoolItems, compressor: Compr
 
 
 def compression_scores(texts: Iterable[bytes | str], compressor: str = "zlib",
-                       level: int = DEFAULT_LEVEL, workers: int | None = None) -> np.ndarray:
+                       level: int | None = None, workers: int | None = None) -> np.ndarray:
     """Compression ratio of each text (float64), computed over ``workers`` processes.
 
     The texts go to the workers through a shared file-backed pool, not through pipes.
@@ -131,7 +131,7 @@ def _unit_size(unit: Unit) -> int:
 def score_compression(input: Source, output: str | Path, *, input_format: str | None = None,
                       serialize: str = "text", text_field: str | None = None,
                       template: str | None = None, compressor: str = "zlib",
-                      level: int = DEFAULT_LEVEL, workers: int | None = None,
+                      level: int | None = None, workers: int | None = None,
                       on_error: str = "raise", progress: bool | None = None,
                       shard: Shard | None = None) -> RunSummary:
     """Write one row per record: ``index``, ``id`` (if any), ``compression_ratio``, ``bytes``,

@@ -114,7 +114,9 @@ class RayEvaluatorGroup:
         blob = np.frombuffer(buffer, dtype=np.uint8) if len(buffer) else np.zeros(0, np.uint8)
         self._args = (ray.put(blob), items.offsets, framing, compressor, strategy, tuple(anchors))
         self._actor_class = ray.remote(num_cpus=1)(_Actor)
-        self._log: dict[str, list[int]] = {a: [] for a in anchors}
+        # each anchor's extensions since its last reset, one list per call: a long-memory
+        # anchor's C(A) depends on how it was built, so a replay repeats the calls one by one
+        self._log: dict[str, list[list[int]]] = {a: [] for a in anchors}
         self.restarts = 0
         self.actors = [self._start() for _ in range(self.workers)]
 
@@ -127,9 +129,9 @@ class RayEvaluatorGroup:
         if self.restarts > _MAX_RESTARTS * self.workers:
             raise RuntimeError(f"Ray actors died {self.restarts} times; giving up")
         actor = self._start()
-        for anchor, indices in self._log.items():
-            if indices:
-                actor.run.remote("extend", anchor, list(indices))
+        for anchor, calls in self._log.items():
+            for indices in calls:
+                actor.run.remote("extend", anchor, indices)
         self.actors[w] = actor
 
     def _call_all(self, command: str, anchor: str, payload: Any = None) -> None:
@@ -144,7 +146,7 @@ class RayEvaluatorGroup:
 
     def extend(self, anchor: str, indices: Sequence[int]) -> None:
         indices = [int(i) for i in indices]
-        self._log[anchor] += indices
+        self._log[anchor].append(indices)
         self._call_all("extend", anchor, indices)
 
     def ratios(self, anchor: str, candidates: Sequence[int]) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Compression ratio of a candidate appended to an anchor set: ``ratio(S(anchor + [x]))``.
 
 ZIP scores every candidate against the samples chosen so far (its stage 2) and against
-the batch being built (its stage 3). Two evaluators give identical numbers:
+the batch being built (its stage 3). Two evaluators give identical numbers for zlib:
 
 - :class:`LiveZlibEvaluator` keeps one zlib stream fed with the anchor; a candidate is
   scored on a ``copy()`` of it, so its cost is O(|x|) instead of O(|anchor|). Deflate's
@@ -9,6 +9,11 @@ the batch being built (its stage 3). Two evaluators give identical numbers:
   length is exactly that of ``zlib.compress`` on the whole string.
 - :class:`RecompressEvaluator` compresses the whole string for every candidate, as the
   official ZIP.py does. It works with any compressor and is the speed baseline.
+
+A third one is long-memory ZIP (zstd): zlib sees only the last 32 KiB of the anchor, so
+:class:`ConditionalEvaluator` replaces the concatenation by conditional compression
+(:mod:`entrosel.scoring.conditional`), ``ratio(A + [x]) = (|A| + |x|) / (C(A) + C(x | A))``,
+with the anchor digested once per state and matches reaching back through all of it.
 """
 from __future__ import annotations
 
@@ -23,8 +28,10 @@ import numpy as np
 from entrosel.formats.serialize import Framing
 from entrosel.pool import OpenItems
 from entrosel.scoring.compression import Compressor
+from entrosel.scoring.conditional import DigestedAnchor, LongMemory
 
-STRATEGIES = ("live", "recompress")
+STRATEGIES = ("live", "conditional", "recompress")
+_TAIL_CACHE = 50_000  # framed candidates kept per evaluator (a few rounds' K1 of samples)
 
 
 class AnchoredEvaluator(Protocol):
@@ -109,15 +116,90 @@ class RecompressEvaluator:
         return out
 
 
+class ConditionalEvaluator:
+    """Long memory: ``ratio(A + [x]) = (|A| + |x|) / (C(A) + C(x | A))`` with zstd.
+
+    The anchor's bytes are those of the serialization without its closing bytes, as for
+    zlib; a candidate adds its separator, itself and the closing bytes. ``C(A)`` is kept
+    per extension, ``C(A + B) = C(A) + C(B | A)`` for the block ``B`` of each ``extend``
+    call, so it depends on how the anchor was built: replaying an anchor must repeat its
+    ``extend`` calls one by one (the engines do). An anchor without records is no
+    dictionary: a candidate then costs ``C(open + x + close)``, its own size.
+    """
+
+    def __init__(self, items: OpenItems, framing: Framing, level: int) -> None:
+        self.items, self.framing = items, framing
+        self.memory = LongMemory(level)
+        self.reset()
+
+    def reset(self) -> None:
+        self._anchor = bytearray()
+        self._cost = 0  # C(A)
+        self._count = 0
+        self._digested: DigestedAnchor | None = self.memory.digest(b"")
+        # candidates come back: stage 3 scores its batch after every pick, stage 2 meets
+        # most of its K1 candidates again next round; their framed bytes are kept here
+        self._tails: dict[int, bytes] = {}
+
+    def _digest(self) -> DigestedAnchor:
+        # once per anchor state, however many candidates are scored against it
+        if self._digested is None:
+            self._digested = self.memory.digest(bytes(self._anchor))
+        return self._digested
+
+    def extend(self, indices: Sequence[int]) -> None:
+        if not indices:
+            return
+        pieces = [self.items[i] for i in indices]
+        block = self.framing.sep.join(pieces)
+        block = (self.framing.sep if self._count else self.framing.open) + block
+        self._cost += self._digest().size(block)
+        if not self._count:
+            self._tails.clear()  # their prefix changes from the opening bytes to the separator
+        self._anchor += block
+        self._count += len(pieces)
+        self._digested = None
+
+    def ratios(self, candidates: Sequence[int]) -> np.ndarray:
+        prefix = self.framing.sep if self._count else self.framing.open
+        tails = self._tails
+        if len(tails) > _TAIL_CACHE:
+            tails.clear()
+        framed = []
+        for i in candidates:
+            tail = tails.get(i)
+            if tail is None:
+                tail = tails[i] = prefix + self.items[i] + self.framing.close
+            framed.append(tail)
+        lengths = np.fromiter(map(len, framed), dtype=np.float64, count=len(framed))
+        costs = np.asarray(self._digest().sizes(framed), dtype=np.float64)
+        return (len(self._anchor) + lengths) / (self._cost + costs)
+
+    @property
+    def anchor_bytes(self) -> int:
+        return len(self._anchor)
+
+
+def resolve_strategy(compressor: Compressor, strategy: str = "auto") -> str:
+    """``auto``: ``live`` for zlib (exact and fast), ``conditional`` (long memory) for zstd,
+    ``recompress`` for lzma."""
+    if strategy == "auto":
+        return {"zlib": "live", "zstd": "conditional"}.get(compressor.name, "recompress")
+    return strategy
+
+
 def make_evaluator(items: OpenItems, framing: Framing, compressor: Compressor,
                    strategy: str = "auto") -> AnchoredEvaluator:
-    """``live`` for zlib (exact and fast), ``recompress`` otherwise or when asked."""
-    if strategy == "auto":
-        strategy = "live" if compressor.name == "zlib" else "recompress"
+    """The evaluator of ``strategy`` (see :func:`resolve_strategy`)."""
+    strategy = resolve_strategy(compressor, strategy)
     if strategy == "live":
         if compressor.name != "zlib":
             raise ValueError("the live strategy needs zlib (its stream can be copied)")
         return LiveZlibEvaluator(items, framing, compressor.level)
+    if strategy == "conditional":
+        if compressor.name != "zstd":
+            raise ValueError("the conditional strategy needs zstd (raw-content dictionaries)")
+        return ConditionalEvaluator(items, framing, compressor.level)
     if strategy == "recompress":
         return RecompressEvaluator(items, framing, compressor)
     raise ValueError(f"strategy must be auto, {' or '.join(STRATEGIES)}; not {strategy!r}")

@@ -10,43 +10,49 @@ from entrosel.errors import InputError
 
 COMPRESSORS = ("zlib", "zstd", "lzma")
 DEFAULT_LEVEL = 9  # the paper's and ZIP.py's zlib level
+# zstd's own default; its match finder is what long-memory ZIP's speed was measured with
+DEFAULT_LEVELS = {"zlib": DEFAULT_LEVEL, "zstd": 3, "lzma": DEFAULT_LEVEL}
+LEVEL_HELP = "compression level (default: 9 for zlib and lzma, the paper's; 3 for zstd)"
 
 
 @dataclass(frozen=True)
 class Compressor:
-    """A named compressor at a level. ``compressed_size`` is the one-shot output length
-    (``zlib.compress``, ``zstandard.ZstdCompressor(level).compress``, ``lzma.compress``);
-    ``stream`` gives an object with ``compress``/``flush`` for data too large to hold."""
+    """A named compressor at a level (``None``: the compressor's default, ``DEFAULT_LEVELS``).
+    ``compressed_size`` is the one-shot output length (``zlib.compress``,
+    ``zstandard.ZstdCompressor(level).compress``, ``lzma.compress``); ``stream`` gives an
+    object with ``compress``/``flush`` for data too large to hold."""
 
     name: str = "zlib"
-    level: int = DEFAULT_LEVEL
+    level: int | None = None
 
     def __post_init__(self) -> None:
         limits = {"zlib": (0, 9), "zstd": (1, 22), "lzma": (0, 9)}
         if self.name not in limits:
             raise InputError(f"unknown compressor {self.name!r}; choose one of {', '.join(COMPRESSORS)}")
+        if self.level is None:
+            object.__setattr__(self, "level", DEFAULT_LEVELS[self.name])
         lo, hi = limits[self.name]
         if not lo <= self.level <= hi:
             raise InputError(f"--level for {self.name} must be in {lo}..{hi}, not {self.level}")
         if self.name == "zstd":
-            _zstd()
+            zstd_module()
 
     def compressed_size(self, data: bytes) -> int:
         if self.name == "zlib":
             return len(zlib.compress(data, self.level))
         if self.name == "zstd":
-            return len(_zstd().ZstdCompressor(level=self.level).compress(data))
+            return len(zstd_module().ZstdCompressor(level=self.level).compress(data))
         return len(lzma.compress(data, preset=self.level))
 
     def stream(self):
         if self.name == "zlib":
             return zlib.compressobj(self.level)
         if self.name == "zstd":
-            return _zstd().ZstdCompressor(level=self.level).compressobj()
+            return zstd_module().ZstdCompressor(level=self.level).compressobj()
         return lzma.LZMACompressor(preset=self.level)
 
 
-def _zstd():
+def zstd_module():
     try:
         import zstandard
     except ImportError:
@@ -55,7 +61,7 @@ def _zstd():
     return zstandard
 
 
-def compression_ratio(data: bytes | str, level: int = DEFAULT_LEVEL, compressor: str = "zlib") -> float:
+def compression_ratio(data: bytes | str, level: int | None = None, compressor: str = "zlib") -> float:
     """``len(data) / len(compress(data, level))`` over UTF-8 bytes (0.0 for empty data)."""
     if isinstance(data, str):
         data = data.encode("utf-8")

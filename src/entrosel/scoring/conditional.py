@@ -11,8 +11,9 @@ How far back matches are found (the *reach*) is set by zstd's tables, not its wi
 
 - the match finder (strategy, search depth, minimum match) is zstd level ``level``'s;
 - the hash and chain tables hold ``2 ** table_log`` entries with
-  ``table_log = ceil(log2(len(A))) - 2``, clamped to 12..24, so they grow with the anchor
-  and a candidate's cost stays near O(|x|) (a larger table is mostly more cache misses);
+  ``table_log = ceil(log2(len(A))) - 3`` for zstd's fast and dfast match finders (levels
+  1-4) and ``- 2`` for the others, clamped to 12..24, so they grow with the anchor and a
+  candidate's cost stays near O(|x|) (a larger table is mostly more cache misses);
 - zstd keeps at most the last 16 MiB of a dictionary for its fast and dfast match
   finders (levels 1-4: 8 bits of each table entry are a tag); from level 5 on the whole
   dictionary is indexed and the reach ends where the largest tables fill up.
@@ -24,11 +25,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Iterable
 
 from entrosel.errors import InputError
+from entrosel.scoring.compression import DEFAULT_LEVELS, zstd_module
 
-DEFAULT_LEVEL = 3  # zstd's own default, and the fastest match finder that reaches 16 MiB
 MIN_TABLE_LOG = 12
 MAX_TABLE_LOG = 24
 WINDOW_LOG = 27  # frames up to 128 MiB; the dictionary's reach does not depend on it
@@ -37,18 +38,12 @@ _TAGGED_REACH = 16 << 20  # fast/dfast dictionaries: zstd indexes the last 16 Mi
 _FAST_STRATEGIES = (1, 2)  # zstandard.STRATEGY_FAST, STRATEGY_DFAST
 
 
-def zstd_module() -> Any:
-    try:
-        import zstandard
-    except ImportError:
-        raise InputError("--compressor zstd needs the zstandard package: "
-                         "pip install 'entrosel[zstd]'") from None
-    return zstandard
-
-
-def table_log(anchor_bytes: int) -> int:
-    """log2 of the hash and chain table entries for an anchor of ``anchor_bytes``."""
-    wanted = math.ceil(math.log2(anchor_bytes)) - 2 if anchor_bytes > 1 else MIN_TABLE_LOG
+def table_log(anchor_bytes: int, strategy: int) -> int:
+    """log2 of the hash and chain table entries for an anchor of ``anchor_bytes``: a fast or
+    dfast table keeps one position per slot and finds a long copy from any one of them,
+    the others keep rows of recent positions and need a slot per four bytes or so."""
+    below = 3 if strategy in _FAST_STRATEGIES else 2
+    wanted = math.ceil(math.log2(anchor_bytes)) - below if anchor_bytes > 1 else MIN_TABLE_LOG
     return max(MIN_TABLE_LOG, min(MAX_TABLE_LOG, wanted))
 
 
@@ -56,7 +51,7 @@ def table_log(anchor_bytes: int) -> int:
 class LongMemory:
     """zstd settings for conditional compression (see the module docstring)."""
 
-    level: int = DEFAULT_LEVEL
+    level: int = DEFAULT_LEVELS["zstd"]
 
     def __post_init__(self) -> None:
         if not 1 <= self.level <= 22:
@@ -66,7 +61,7 @@ class LongMemory:
         """``ZstdCompressionParameters`` for an anchor of ``anchor_bytes`` (0: none)."""
         zstd = zstd_module()
         base = zstd.ZstdCompressionParameters.from_level(self.level)
-        log = table_log(anchor_bytes) if anchor_bytes else MAX_TABLE_LOG
+        log = table_log(anchor_bytes, base.strategy) if anchor_bytes else MAX_TABLE_LOG
         return zstd.ZstdCompressionParameters(
             strategy=base.strategy, search_log=base.search_log, min_match=base.min_match,
             target_length=base.target_length, window_log=WINDOW_LOG, hash_log=log, chain_log=log,
@@ -111,12 +106,17 @@ class DigestedAnchor:
 
     def size(self, data: bytes) -> int:
         """``C(data | anchor)``: the bytes ``data`` adds once the anchor is known."""
-        if self._compressor is None:
-            return self.memory.size(data)
-        return len(self._compressor.compress(data)) - FRAME_HEADER
+        return self.sizes([data])[0]
+
+    def sizes(self, datas: Iterable[bytes]) -> list[int]:
+        """``C(x | anchor)`` for each ``x`` of ``datas`` (one call for many: no per-item
+        Python overhead beyond zstd's own)."""
+        compressor = self._compressor if self._compressor is not None else self.memory._plain
+        compress = compressor.compress
+        return [len(compress(x)) - FRAME_HEADER for x in datas]
 
 
-def conditional_size(data: bytes, anchor: bytes, level: int = DEFAULT_LEVEL) -> int:
+def conditional_size(data: bytes, anchor: bytes, level: int = DEFAULT_LEVELS["zstd"]) -> int:
     """``C(data | anchor)`` in one call (digests ``anchor``; use :meth:`LongMemory.digest`
     to score many strings against one anchor)."""
     return LongMemory(level).digest(anchor).size(data)

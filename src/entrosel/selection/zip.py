@@ -9,11 +9,15 @@ Each round:
    the lowest ratio, K3 times (fewer when the batch or the budget runs out).
 
 Scores are float64; ties go to the lower input row. Output stops exactly at the budget.
-See ``shared/ALGORITHMS.md`` section 2 and ``docs/zip.md``.
+With zstd every ratio is a conditional one (long-memory ZIP, see
+:mod:`entrosel.scoring.conditional`): the anchors are remembered whole, up to zstd's reach,
+and a selection that outgrows the reach is said once on stderr.
+See ``docs/zip.md``.
 """
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +30,9 @@ from entrosel.errors import InputError
 from entrosel.io.records import Rejects
 from entrosel.pool import InputOptions, Pool, Source, load_pool
 from entrosel.progress import Progress
-from entrosel.scoring.compression import DEFAULT_LEVEL, Compressor
+from entrosel.scoring.anchored import resolve_strategy
+from entrosel.scoring.compression import Compressor, zstd_module
+from entrosel.scoring.conditional import LongMemory
 from entrosel.scoring.tokens import record_token_counts
 from entrosel.selection.checkpoint import Checkpoint, ZipState
 
@@ -56,7 +62,8 @@ class ZipSelector:
 
     After ``select``: ``selected_`` (input row indices, in selection order), ``rounds_``,
     ``stage2_ratios_``, ``stage3_ratios_`` (per selected sample), ``ids_``,
-    ``round_timings_``, ``initial_scoring_s_``, ``rejects_`` and ``tokens_``.
+    ``round_timings_``, ``initial_scoring_s_``, ``rejects_``, ``tokens_`` and ``notes_``
+    (what was said on stderr, e.g. that a long-memory anchor outgrew zstd's reach).
     """
 
     budget: int | None = None
@@ -66,7 +73,7 @@ class ZipSelector:
     k2: int = 200
     k3: int = 100
     serialize: str = "text"
-    level: int = DEFAULT_LEVEL
+    level: int | None = None  # None: the compressor's default (zlib 9, zstd 3)
     compressor: str = "zlib"
     workers: int | None = None
     input_format: str | None = None
@@ -105,6 +112,7 @@ class ZipSelector:
         options = InputOptions(self.input_format, self.serialize, self.text_field,
                                self.template, self.on_error)
         self.rejects_ = Rejects(options.on_error)
+        self.notes_: list[str] = []
         with load_pool(source, options, self.rejects_, self.progress) as pool:
             if len(pool) == 0:
                 raise InputError("no usable records in the input (all were rejected)",
@@ -148,7 +156,11 @@ class ZipSelector:
         fingerprint = {"pool_sha256": digest.hexdigest(), "budget": self.budget,
                        "budget_tokens": self.budget_tokens, "tokenizer": self.tokenizer,
                        "k1": self.k1, "k2": self.k2, "k3": self.k3, "serialize": self.serialize,
-                       "compressor": compressor.name, "level": compressor.level}
+                       "compressor": compressor.name, "level": compressor.level,
+                       "strategy": resolve_strategy(compressor, self.strategy)}
+        if compressor.name == "zstd":  # its match finder decides the selection
+            zstd = zstd_module()
+            fingerprint["zstd"] = f"zstandard {zstd.__version__}, libzstd {'.'.join(map(str, zstd.ZSTD_VERSION))}"
         cp = Checkpoint(self.checkpoint, fingerprint)
         if cp.exists and not self.resume:
             raise InputError("folder holds a checkpoint already; pass --resume to continue it, "
@@ -181,8 +193,12 @@ class ZipSelector:
             if checkpoint is not None:
                 checkpoint.save(state)
         else:
-            group.extend("selected", state.selected)
+            # one extension per round, as the run made them: a long-memory anchor's C(A)
+            # depends on how it was built
+            for r in range(1, state.round + 1):
+                group.extend("selected", [p for p, rr in zip(state.selected, state.rounds) if rr == r])
         self.initial_scoring_s_ = time.perf_counter() - t0
+        self._reach = self._memory_reach(pool)
 
         total = self.budget if self.budget is not None else self.budget_tokens
         try:
@@ -255,6 +271,29 @@ class ZipSelector:
         state.tokens = n_tokens
         group.extend("selected", [p for p, _ in picked])
         self.round_timings_.append(RoundTiming(state.round, t1 - t0, t2 - t1, len(picked)))
+        if self._reach is not None:
+            self._check_reach(state.selected, "the selection", "copies of earlier picks")
+            self._check_reach([p for p, _ in picked], "a round's picks (stage 3)",
+                              "repeats within a round")
+
+    def _memory_reach(self, pool: Pool) -> tuple[int, np.ndarray] | None:
+        """zstd's reach and the pool's item sizes, when ratios are conditional (long memory)."""
+        compressor = Compressor(self.compressor, self.level)
+        if resolve_strategy(compressor, self.strategy) != "conditional":
+            return None
+        return LongMemory(compressor.level).reach_bytes, pool.sizes
+
+    def _check_reach(self, positions: list[int], what: str, lost: str) -> None:
+        reach, sizes = self._reach
+        held = int(sizes[positions].sum()) if positions else 0
+        if held <= reach or any(what in note for note in self.notes_):
+            return
+        note = (f"long-memory ZIP: {what} holds {held / 2**20:.1f} MiB, past zstd's reach of "
+                f"{reach / 2**20:.0f} MiB at level {self.level or Compressor('zstd').level}: "
+                f"{lost} further back are no longer seen" +
+                ("; --level 5 or higher reaches 64 MiB" if reach < 64 << 20 else ""))
+        self.notes_.append(note)
+        print(f"entrosel: note: {note}", file=sys.stderr)
 
 
 def select_zip(source: Source, budget: int | None = None, **options: Any) -> list[int]:
