@@ -189,6 +189,8 @@ def run_dsir_peer(pool: Path, target: Path, budget: int, workers: int,
                  for line in open(part, encoding="utf-8")]
         weights = _unshard([np.load(f"{tmp}/cache/log_importance_weights/{j}.npy") for j in range(workers)])
         lengths = _unshard([np.load(f"{tmp}/cache/perexample_metadata/{j}.npy") for j in range(workers)])
+    from joblib.externals.loky import get_reusable_executor
+    get_reusable_executor().shutdown(wait=True)  # else its idle workers hold the exit 300 s
     with open(pool.with_suffix(".text.jsonl"), encoding="utf-8") as f:
         position = {json.loads(line)["text"]: i for i, line in enumerate(f)}
     return {"picked": [position[t] for t in texts], "scores": weights.tolist(),

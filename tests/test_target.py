@@ -137,6 +137,20 @@ def test_diverse_avoids_copies_of_one_aligned_record(tmp_path):
     assert copies(diverse) <= 2 and len(diverse) == 6 and len(set(diverse)) == 6
 
 
+def test_a_token_budget_stops_once_reached(files, tmp_path):
+    pytest.importorskip("tokenizers")
+    from tests.lm_fixtures import bpe_tokenizer_file
+
+    pool, target = files
+    tok = bpe_tokenizer_file(DOCS, tmp_path / "tokenizer.json")
+    sel = TargetSelector(budget_tokens=2000, tokenizer=str(tmp_path / "tokenizer.json")).fit(target)
+    picked = sel.select(pool)
+    by_index = {i: json.loads(line) for i, line in enumerate(open(pool))}
+    counts = [len(tok.encode(by_index[i]["text"], add_special_tokens=False).ids) for i in picked]
+    assert sel.tokens_ == sum(counts) >= 2000 > sum(counts[:-1])
+    assert picked == TargetSelector(budget=len(picked)).fit(target).select(pool)
+
+
 def test_cli_writes_the_records_unchanged_best_first_with_scores(files, tmp_path):
     pool, target = files
     out, scores = tmp_path / "out.jsonl", tmp_path / "scores.csv"
@@ -177,6 +191,7 @@ def test_on_error_skip_writes_the_bad_records_aside(files, tmp_path):
     ({"budget": ["--budget", "-1"]}, "--budget"),
     ({"budget": ["--keep", "2"]}, "--keep"),
     ({"budget": ["--budget-tokens", "10"]}, "--tokenizer"),
+    ({"budget": ["--budget-tokens", "10", "--tokenizer", "EMPTY"]}, "not a tokenizer.json"),
     ({"extra": ["--candidates", "0.5", "--diverse"]}, "--candidates"),
     ({"output": "out.txt"}, "output format"),
 ])
@@ -188,6 +203,7 @@ def test_bad_input_exits_2_without_a_traceback(files, tmp_path, capsys, change, 
             "--target", str(paths.get(change.get("target"), target)),
             "-o", str(tmp_path / change.get("output", "out.jsonl")),
             *change.get("budget", ["--budget", "3"]), *change.get("extra", [])]
+    argv = [str(paths["empty"]) if a == "EMPTY" else a for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

@@ -34,7 +34,7 @@ from entrosel.scoring.conditional import LongMemory
 from entrosel.scoring.target import (DSIR_BUCKETS, NCD_LEVEL, DictionaryAlignment, HashedNgrams,
                                      NcdAlignment, bucket_log_probs, dictionary_shards,
                                      log_importance_weights)
-from entrosel.scoring.tokens import record_token_counts
+from entrosel.scoring.tokens import count_tokens, load_tokenizer
 from entrosel.selection.by_score import _take, budget_size, top_k
 
 METHODS = ("dict", "ncd", "dsir")
@@ -212,6 +212,10 @@ class TargetSelector:
 
     def score(self, pool: Source) -> np.ndarray:
         """Every readable pool record's score, in input order (``index_`` says which rows)."""
+        return self._score(pool, None)
+
+    def _score(self, pool: Source, tokenizer: Any) -> np.ndarray:
+        # with a tokenizer, also count each record's tokens while its text is at hand
         if not hasattr(self, "target_records_"):
             raise InputError("fit the selector on a target first: TargetSelector(...).fit(target)")
         t0 = time.perf_counter()
@@ -230,6 +234,8 @@ class TargetSelector:
             else:
                 with Pool.from_items(self._target_items) as t:
                     self.scores_ = self._map(p, t.items, "scoring toward the target")
+            self._tokens = None if tokenizer is None else count_tokens(
+                (p[i].decode("utf-8", "surrogatepass") for i in range(len(p))), tokenizer)
         self.score_seconds_ = time.perf_counter() - t0
         return self.scores_
 
@@ -243,11 +249,10 @@ class TargetSelector:
     def select(self, pool: Source) -> list[int]:
         """Score ``pool`` and return the input indices of the selection, in selection order."""
         self._validate(selecting=True)
-        self.score(pool)
-        options = self._options(self.input_format)
-        tokens = None
-        if self.budget_tokens is not None:
-            tokens = record_token_counts(pool, self.index_, self.tokenizer, options)
+        # a tokenizer that does not load is a bad option: found out before the work
+        tokenizer = load_tokenizer(self.tokenizer) if self.budget_tokens is not None else None
+        self._score(pool, tokenizer)
+        tokens = self._tokens
         order = self._order()
         if not self.diverse:
             chosen = _take(order, keep=self.keep, budget=self.budget,
