@@ -175,5 +175,5 @@ def test_outgrowing_the_reach_is_said_once(real_exchanges, monkeypatch, capsys):
 
 def test_reach_by_level():
     assert LongMemory(3).reach_bytes == 16 << 20
-    assert LongMemory(5).reach_bytes == 64 << 20
+    assert LongMemory(5).reach_bytes == 32 << 20
     assert np.diff([conditional.table_log(n, 2) for n in (1, 10**4, 10**6, 10**9)]).min() >= 0

@@ -16,7 +16,8 @@ How far back matches are found (the *reach*) is set by zstd's tables, not its wi
   candidate's cost stays near O(|x|) (a larger table is mostly more cache misses);
 - zstd keeps at most the last 16 MiB of a dictionary for its fast and dfast match
   finders (levels 1-4: 8 bits of each table entry are a tag); from level 5 on the whole
-  dictionary is indexed and the reach ends where the largest tables fill up.
+  dictionary is indexed and the reach ends where the largest tables fill up (measured
+  to 32 MiB: ``python benchmarks/bench_zip.py --part reach``).
 
 :attr:`LongMemory.reach_bytes` is that limit; a caller whose anchor outgrows it must say so.
 """
@@ -73,7 +74,7 @@ class LongMemory:
         strategy = zstd_module().ZstdCompressionParameters.from_level(self.level).strategy
         if strategy in _FAST_STRATEGIES:
             return _TAGGED_REACH
-        return 1 << (MAX_TABLE_LOG + 2)
+        return 1 << (MAX_TABLE_LOG + 1)
 
     @cached_property
     def _plain(self) -> Any:

@@ -291,7 +291,7 @@ class ZipSelector:
         note = (f"long-memory ZIP: {what} holds {held / 2**20:.1f} MiB, past zstd's reach of "
                 f"{reach / 2**20:.0f} MiB at level {self.level or Compressor('zstd').level}: "
                 f"{lost} further back are no longer seen" +
-                ("; --level 5 or higher reaches 64 MiB" if reach < 64 << 20 else ""))
+                ("; --level 5 or higher reaches 32 MiB" if reach < 32 << 20 else ""))
         self.notes_.append(note)
         print(f"entrosel: note: {note}", file=sys.stderr)
 
