@@ -1,7 +1,7 @@
 """What a trained model is measured by: loss, multiple choice, response ranking.
 
 All three score token log-likelihoods with :class:`entrosel.scoring.lm.LMScorer` (sliding
-windows of the model's context, so long records are scored whole):
+windows of the model's context overlapping by a quarter, so long records are scored whole):
 
 - **loss** (nats per token) over a held-out set's tokens, all of them or, with
   ``target="response"``, the assistant turns given their prompts;
@@ -62,8 +62,10 @@ class Measures:
                         for ev, name in zip(evals, names) if isinstance(ev, TextSet)}
 
     def _scorer(self, model: Any, target: str) -> LMScorer:
+        model.eval()  # no dropout while measuring
+        # windows overlap by a quarter: each scored token has some context, at 4/3 the cost
         return LMScorer(model, self.tokenizer, batch_size=self.batch_size, max_length=self.context,
-                        target=target, device=self.device)
+                        stride=max(1, self.context * 3 // 4), target=target, device=self.device)
 
     def measure(self, model: Any) -> dict[str, dict[str, float]]:
         from entrosel.evaluate.train import autocast
@@ -88,18 +90,24 @@ class Measures:
                        "rank_candidates": int(mean.shape[1])}
         return result
 
-    def choice(self, model: Any, ev: ChoiceSet) -> dict[str, float]:
+    def choice_scores(self, model: Any, ev: ChoiceSet) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per question: the total NLL (nats) of each choice given the question, and its tokens."""
         samples = [[Turn("user", item.context), Turn("assistant", c)] for item in ev.items for c in item.choices]
         total, tokens = _nll(self._scorer(model, "response").score(samples))
-        acc, acc_norm, gold_nll, gold_tokens, k = [], [], 0.0, 0, 0
+        out, k = [], 0
         for item in ev.items:
             n = len(item.choices)
-            nll = total[k:k + n]
+            out.append((total[k:k + n], tokens[k:k + n]))
+            k += n
+        return out
+
+    def choice(self, model: Any, ev: ChoiceSet) -> dict[str, float]:
+        acc, acc_norm, gold_nll, gold_tokens = [], [], 0.0, 0
+        for item, (nll, tokens) in zip(ev.items, self.choice_scores(model, ev)):
             chars = np.array([max(1, len(c)) for c in item.choices])
             acc.append(int(np.argmin(nll)) == item.answer)
             acc_norm.append(int(np.argmin(nll / chars)) == item.answer)
             gold_nll += nll[item.answer]
-            gold_tokens += int(tokens[k + item.answer])
-            k += n
+            gold_tokens += int(tokens[item.answer])
         return {"loss": gold_nll / max(1, gold_tokens), "tokens": gold_tokens,
                 "acc": float(np.mean(acc)), "acc_norm": float(np.mean(acc_norm)), "questions": len(ev.items)}
