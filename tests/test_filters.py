@@ -173,13 +173,34 @@ def test_near_dedup_does_not_chain_through_removed_records():
     assert sorted(step.removed_) == [1]  # b goes as a's copy; c is not a's, so it stays
 
 
+def test_a_record_similar_to_two_kept_ones_names_the_earliest():
+    z = [f"w{i}" for i in range(300)]
+    x = z[:50] + [f"x{i}" for i in range(40)] + z[90:]     # Jaccard 0.75 to z
+    y = z[:200] + [f"y{i}" for i in range(40)] + z[240:]   # 0.75 to z, 0.56 to x
+    step = Dedup(near=True, threshold=0.65, num_perm=256).fit([{"text": " ".join(t)} for t in (x, y, z)])
+    assert sorted(step.removed_) == [2] and step.removed_[2].duplicate_of == 0
+
+
+def test_lsh_candidates_are_verified_against_the_threshold(real_exchanges):
+    loose = Dedup(near=True, bands=64).fit(real_exchanges)  # 2 rows a band: many candidates
+    assert loose.candidate_pairs_ > 300
+    strict = Dedup(near=True).fit(real_exchanges)
+    assert set(loose.removed_) >= set(strict.removed_)
+    assert len(loose.removed_) < 0.05 * len(real_exchanges)
+    assert all(r.similarity >= 0.7 for r in loose.removed_.values())
+
+
 def test_chunked_signatures_match_one_chunk(monkeypatch, real_exchanges, tmp_path):
     pool, _ = near_copies(real_exchanges[:300], 20, seed=1)
+    wordless = [{"text": t} for t in ("!!!", "???", "...", "-- --", "¿?")]  # no shingle: never near
+    for i, record in enumerate(wordless):
+        pool.insert(40 * i + 7, record)
     whole = Dedup(near=True, workers=1).fit(pool)
+    assert not {pool.index(r) for r in wordless} & set(whole.removed_)
     monkeypatch.setattr(dedup_module, "_CHUNK_BYTES", 20_000)  # many chunks, two workers
     work = tmp_path / "work"
     chunked = Dedup(near=True, workers=2, work_dir=str(work)).fit(pool)
-    assert chunked.removed_ == whole.removed_ and whole.removed_
+    assert chunked.removed_ == whole.removed_ and len(whole.removed_) >= 18
     assert list(work.iterdir()) == []  # signatures and band tables are removed afterwards
 
 
