@@ -12,6 +12,10 @@
   ``wordpunct`` split, ``\\w+|[^\\w\\s]+``) hashed into ``buckets`` buckets by sha256, as
   ``data-selection`` does; add-one smoothed bucket models of target and pool; a record's
   log importance weight is the sum over its n-grams of ``log p_T - log p_pool``.
+  (``data-selection`` smooths by ``log(p + 1e-8)`` instead, and NLTK runs the split with
+  the ``regex`` engine, whose ``\\w`` differs from ``re``'s on a few characters: emoji
+  variation selectors, zero-width joiners, superscript digits; stdlib ``re`` keeps the
+  core free of that dependency.)
 
 The functions here score the byte strings of one chunk; :mod:`entrosel.selection.target`
 runs them over worker processes.
