@@ -212,7 +212,8 @@ def load_pool(source: Source, options: InputOptions = InputOptions(),
 
 def pick_records(source: Source, indices: Iterable[int],
                  input_format: str | None = None) -> list[Record]:
-    """The records at input ``indices``, in the order given (one streaming pass)."""
+    """The records at input ``indices``, in the order given (one streaming pass); bad records
+    are passed over (the selector that chose the indices has read and reported them)."""
     order = list(indices)
     wanted = set(order)
     found: dict[int, Record] = {}

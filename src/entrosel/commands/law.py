@@ -31,10 +31,13 @@ def law_measure(input: Source, *, serialize: str = "text", compressor: str = "zl
                     progress=progress, **read)
     row: dict[str, Any] = {"input": m["input"], "records": m["records"], "R": m["compression_ratio"],
                            "sha256": m["sha256"], "serialize": serialize, "compressor": compressor,
-                           "level": m["level"]}
+                           "level": m["level"], "rejected": m["rejected"]}
+    if "rejects_file" in m:
+        row["rejects_file"] = m["rejects_file"]
     if tokenizer:
         from entrosel.scoring.tokens import record_token_counts
 
+        # the records R was measured over: those the measurement rejected are passed over
         options = InputOptions(input_format, "text", text_field, template)
         row["tokens"] = int(record_token_counts(input, None, tokenizer, options).sum())
     if loss is not None:
@@ -61,11 +64,13 @@ def law_track(history: str | Path, name: str, input: Source, *, score: float | N
     version = Version(name=name, time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                       R=m["R"], L=m.get("L"), score=score, records=m["records"], sha256=m["sha256"])
     same = [v for v in versions if v.sha256 == version.sha256]
+    rejected = (f"; {m['rejected']} records rejected -> {m['rejects_file']}"
+                if m.get("rejected") else "")
     if same and version.L is None and score is None:
-        return same[-1], f"unchanged (same content as version {same[-1].name!r})"
+        return same[-1], f"unchanged (same content as version {same[-1].name!r}){rejected}"
     save_history(history, versions + [version])
     note = f"added (same content as version {same[-1].name!r})" if same else "added"
-    return version, note
+    return version, note + rejected
 
 
 def _existing_history(history: str | Path) -> list[Version]:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from entrosel.io.records import Rejects
+from entrosel.io.records import Rejects, rejects_path
 from entrosel.pool import InputOptions, Source, iter_records, serialized_records
 from entrosel.progress import Progress
 from entrosel.scoring.compression import Compressor, StreamMeasure
@@ -45,11 +45,15 @@ def measure_one(source: Source, *, input_format: str | None = None, serialize: s
             bar.update()
     meter.feed(framing.close)
     r = meter.finish()
-    name = str(source) if isinstance(source, (str, os.PathLike)) else "<records>"
-    return {"input": name, "records": records, "rejected": len(rejects), "bytes": meter.bytes,
-            "compressed_bytes": meter.compressed_bytes, "compression_ratio": r,
-            "serialize": serialize, "compressor": compressor, "level": chosen.level,
-            "sha256": digest.hexdigest()}
+    is_path = isinstance(source, (str, os.PathLike))
+    name = str(source) if is_path else "<records>"
+    row = {"input": name, "records": records, "rejected": len(rejects), "bytes": meter.bytes,
+           "compressed_bytes": meter.compressed_bytes, "compression_ratio": r,
+           "serialize": serialize, "compressor": compressor, "level": chosen.level,
+           "sha256": digest.hexdigest()}
+    if is_path and rejects.rejected:  # no output file here: the rejects go beside the input
+        row["rejects_file"] = str(rejects.write(rejects_path(source)))
+    return row
 
 
 def measure(inputs: Iterable[Source] | Source, **options: Any) -> list[dict[str, Any]]:

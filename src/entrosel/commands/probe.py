@@ -29,6 +29,9 @@ def probe_train(input: Source, output: str | Path, *, size: str = "tiny", epochs
     metrics = train_probe(texts, output, size=size, epochs=epochs, seed=seed, learning_rate=learning_rate,
                           batch_size=batch_size, device=device, progress=progress)
     metrics["rejected"] = len(rejects)
+    written = rejects.write(rejects_path(output))
+    if written is not None:
+        metrics["rejects_file"] = str(written)
     return metrics
 
 

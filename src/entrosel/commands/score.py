@@ -138,6 +138,7 @@ def score_compression(input: Source, output: str | Path, *, input_format: str | 
     ``compressed_bytes``. Each record is framed as a one-sample set (``repr``: ``[record]``).
     With ``shard``, only that shard's records (see :mod:`entrosel.engines.shards`)."""
     t0 = time.perf_counter()
+    workers = resolve_workers(workers)  # a bad count is refused before any work
     options = InputOptions(input_format, serialize, text_field, template, on_error)
     rejects = _rejects(on_error, shard)
     work = functools.partial(_score_units, serialization=options.serialization,
@@ -147,7 +148,7 @@ def score_compression(input: Source, output: str | Path, *, input_format: str | 
     def rows() -> Iterator[dict[str, Any]]:
         chunks = _chunks(_units(input, input_format, rejects, shard), _unit_size)
         with Progress("scoring", unit="B", enabled=progress) as bar:
-            for results in ordered_map(work, chunks, resolve_workers(workers)):
+            for results in ordered_map(work, chunks, workers):
                 for kind, *fields in results:
                     if kind == "reject":
                         reason, path, line, index, raw = fields

@@ -12,7 +12,7 @@ from entrosel.errors import InputError
 from entrosel.io.readers import read_records
 from entrosel.io.records import Rejects, rejects_path
 from entrosel.io.writers import write_records
-from entrosel.pool import InputOptions, Source, iter_records, pick_records
+from entrosel.pool import InputOptions, Source, pick_records, rendered_records
 from entrosel.scoring.tokens import record_token_counts
 from entrosel.selection import by_score
 from entrosel.selection.zip import ZipSelector
@@ -75,10 +75,17 @@ def _token_counts(input: Source, index: np.ndarray, file_tokens: np.ndarray | No
 
 
 def _write(input: Source, output: str | Path, index: np.ndarray, chosen: np.ndarray,
-           input_format: str | None, t0: float) -> RunSummary:
+           readable: set[int], input_format: str | None, rejects: Rejects, scores: Any,
+           t0: float) -> RunSummary:
     indices = index[chosen].tolist()
+    missing = [i for i in indices if i not in readable]
+    if missing:
+        raise InputError(f"the score file names {len(missing)} record(s) the input does not hold "
+                         f"as readable records (first: index {missing[0]}); score this input again",
+                         scores)
     write_selection(input, indices, output, input_format)
-    return RunSummary(len(indices), 0, time.perf_counter() - t0, Path(output))
+    return RunSummary(len(indices), len(rejects), time.perf_counter() - t0, Path(output),
+                      rejects.write(rejects_path(output)))
 
 
 def select_by_score(input: Source, output: str | Path, *, method: str, scores: str | Path | None = None,
@@ -86,13 +93,20 @@ def select_by_score(input: Source, output: str | Path, *, method: str, scores: s
                     budget_tokens: int | None = None, tokenizer: str | None = None,
                     drop: str = "lowest", largest: bool = True, low: float | None = None,
                     high: float | None = None, seed: int = 0, input_format: str | None = None,
-                    text_field: str | None = None, template: str | None = None) -> RunSummary:
+                    text_field: str | None = None, template: str | None = None,
+                    on_error: str = "raise") -> RunSummary:
     """``entrosel select prune|topk|band|random``: choose records by a score column of
-    ``scores`` (a file with an ``index`` column, as ``entrosel score`` writes) and write them."""
+    ``scores`` (a file with an ``index`` column, as ``entrosel score`` writes) and write them.
+    A bad input record stops the run (``on_error="raise"``) or goes to
+    ``OUTPUT.rejects.jsonl`` (``"skip"``)."""
     t0 = time.perf_counter()
-    options = InputOptions(input_format, "text", text_field, template)
+    options = InputOptions(input_format, "text", text_field, template, on_error)
+    rejects = Rejects(on_error)
+    # every input record is read (and rendered) once under the on-error policy, as by the
+    # other verbs; only readable records can be selected
+    readable = [r.index for r, _ in rendered_records(input, options, rejects)]
     if method == "random" and scores is None:
-        index = np.array([r.index for r in iter_records(input, input_format, Rejects("skip"))], dtype=np.int64)
+        index = np.array(readable, dtype=np.int64)
         values, file_tokens = None, None
     else:
         if scores is None or (by is None and method != "random"):
@@ -112,4 +126,4 @@ def select_by_score(input: Source, output: str | Path, *, method: str, scores: s
         chosen = by_score.random_subset(len(index), seed=seed, **budgets)
     else:
         raise ValueError(f"unknown method {method!r}")
-    return _write(input, output, index, chosen, input_format, t0)
+    return _write(input, output, index, chosen, set(readable), input_format, rejects, scores, t0)

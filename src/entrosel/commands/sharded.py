@@ -174,6 +174,14 @@ def score(scorer: str, input: Any, output: str | Path, *, engine: str = "local",
         raise InputError(f"--engine must be local or ray, not {engine!r}")
     if isinstance(shard, str):
         shard = Shard.parse(shard)
+    if engine != "ray":
+        ray_only = {"--ray-address": ray_address, "--shards": shards, "--actors": actors,
+                    "--gpus-per-actor": gpus_per_actor or None}
+        given = [flag for flag, value in ray_only.items() if value is not None]
+        if given:
+            raise InputError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for "
+                             "--engine ray; add --engine ray or drop "
+                             f"{'it' if len(given) == 1 else 'them'}")
     if engine == "ray":
         if shard is not None:
             raise InputError("--shard runs one slice without Ray; --engine ray runs them all: "

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from entrosel.errors import InputError
 from entrosel.formats.serialize import Framing
 from entrosel.pool import OpenItems, PoolItems
 from entrosel.scoring.anchored import AnchoredEvaluator, make_evaluator
@@ -35,10 +36,11 @@ def default_workers() -> int:
 
 
 def resolve_workers(workers: int | None) -> int:
+    """``workers`` processes; ``None`` or 0: all cores."""
     if workers is None or workers == 0:
         return default_workers()
-    if workers < 0:
-        raise ValueError(f"workers must be positive, not {workers}")
+    if not isinstance(workers, int) or workers < 0:
+        raise InputError(f"--workers must be a number of processes >= 1 (0: all cores), not {workers}")
     return workers
 
 

@@ -1,11 +1,13 @@
 """Writers: records (or plain rows of scores) out, atomically, in the order given.
 
 A record read from JSONL is written back as its original bytes; other formats write the
-parsed values, so keys, their order and values come out as they went in.
+parsed values, so keys, their order and values come out as they went in. A name ending in
+``.gz`` (``out.jsonl.gz``, ``.json.gz``, ``.csv.gz``) is written gzip-compressed, as it is read.
 """
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -18,16 +20,26 @@ from entrosel.io.records import Record
 OUTPUT_FORMATS = INPUT_FORMATS
 
 
+_GZIP_FORMATS = ("jsonl", "json", "csv")
+
+
+def _gzipped(path: str | Path) -> bool:
+    return Path(path).suffix.lower() == ".gz"
+
+
 def output_format_for(path: str | Path) -> str:
-    """The format to write ``path`` in: from its extension; a name with none is a HF folder."""
+    """The format to write ``path`` in: from its extension (``.gz`` looked through for JSONL,
+    JSON and CSV); a name with none is a HF folder."""
     p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix in SUFFIX_FORMATS:
-        return SUFFIX_FORMATS[suffix]
-    if suffix == "":
+    suffix = (p.with_suffix("") if _gzipped(p) else p).suffix.lower()
+    fmt = SUFFIX_FORMATS.get(suffix)
+    if fmt is not None and (fmt in _GZIP_FORMATS or not _gzipped(p)):
+        return fmt
+    if suffix == "" and not _gzipped(p):
         return "hf"
-    raise InputError(f"cannot tell the output format from {p.name!r}; use one of "
-                     ".jsonl .json .csv .parquet, or a folder name for a Hugging Face dataset", p)
+    raise InputError(f"cannot tell the output format from {p.name!r}; use one of .jsonl .json "
+                     ".csv .parquet (.jsonl.gz .json.gz .csv.gz), or a folder name for a "
+                     "Hugging Face dataset", p)
 
 
 def write_records(records: Iterable[Record | Mapping[str, Any]], path: str | Path,
@@ -41,6 +53,17 @@ def write_records(records: Iterable[Record | Mapping[str, Any]], path: str | Pat
     if fmt not in _WRITERS:
         raise InputError(f"unknown output format {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
     with atomic_path(path) as tmp:
+        if fmt in _GZIP_FORMATS and _gzipped(path):
+            # written plain beside the target, then compressed into place: the writers stay simple
+            plain = tmp.with_name(tmp.name + ".plain")
+            try:
+                n = _WRITERS[fmt](records, plain, like)
+                with open(plain, "rb") as src, gzip.open(tmp, "wb") as dst:
+                    while block := src.read(1 << 20):
+                        dst.write(block)
+            finally:
+                plain.unlink(missing_ok=True)
+            return n
         return _WRITERS[fmt](records, tmp, like)
 
 

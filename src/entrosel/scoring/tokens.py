@@ -61,14 +61,15 @@ def record_token_counts(source: Any, indices: Iterable[int] | None, tokenizer: s
 
     ``options`` is the :class:`entrosel.pool.InputOptions` the records were read with.
     """
+    from entrosel.formats.render import turns_text
     from entrosel.io.records import Rejects
-    from entrosel.pool import iter_records
+    from entrosel.pool import iter_records, rendered_records
 
-    renderer = options.serialization.renderer
-    records = iter_records(source, options.input_format, Rejects("skip"))
-    if indices is None:
-        texts = (renderer.text(r.data) for r in records)
+    if indices is None:  # records that do not render were rejected where they were read
+        texts = (turns_text(turns) for _, turns in rendered_records(source, options, Rejects("skip")))
     else:
+        renderer = options.serialization.renderer
+        records = iter_records(source, options.input_format, Rejects("skip"))
         order = [int(i) for i in indices]
         wanted = set(order)
         by_index = {r.index: renderer.text(r.data) for r in records if r.index in wanted}

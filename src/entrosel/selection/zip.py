@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from entrosel.engines.local import EvaluatorGroup
+from entrosel.engines.local import EvaluatorGroup, resolve_workers
 from entrosel.errors import InputError
 from entrosel.io.records import Rejects
 from entrosel.pool import InputOptions, Pool, Source, load_pool
@@ -104,6 +104,11 @@ class ZipSelector:
                 raise InputError(f"--{name} must be >= 1, not {getattr(self, name)}")
         if self.resume and not self.checkpoint:
             raise InputError("--resume needs --checkpoint DIR")
+        resolve_workers(self.workers)  # refuses a bad count before the pool is read
+        if self.ray_address and self.engine != "ray":
+            raise InputError("--ray-address is for --engine ray; add --engine ray or drop it")
+        if self.engine not in ("local", "ray"):
+            raise InputError(f"--engine must be 'local' or 'ray', not {self.engine!r}")
 
     def select(self, source: Source) -> list[int]:
         """Run ZIP over ``source`` (a path, or a list of dict records); return input indices."""
@@ -135,8 +140,6 @@ class ZipSelector:
         if self.engine == "ray":
             from entrosel.engines.ray import RayEvaluatorGroup
             return RayEvaluatorGroup(*args, workers=self.workers, address=self.ray_address)
-        if self.engine != "local":
-            raise InputError(f"--engine must be 'local' or 'ray', not {self.engine!r}")
         return EvaluatorGroup(*args, workers=self.workers)
 
     def _token_counts(self, source: Source, options: InputOptions, pool: Pool) -> np.ndarray | None:
