@@ -154,3 +154,29 @@ def test_a_folder_of_parquet_shards(tmp_path):
     score("compression", folder, tmp_path / "a.jsonl", workers=1)
     score("compression", tmp_path / "whole.jsonl", tmp_path / "b.jsonl", workers=1)
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+def test_an_input_rewritten_in_place_is_scored_again(tmp_path, small_blocks):
+    """Markers fingerprint the input's content, not only its path: stale shards are scored
+    again, and shards of two versions are never merged."""
+    import os
+
+    pool = _pool(tmp_path / "pool.jsonl", bad=())
+    out = tmp_path / "s.jsonl"
+    score("compression", pool, out, shard="0/2", workers=1)
+    score("compression", pool, out, shard="1/2", workers=1)
+    before = out.read_bytes()
+    stat = pool.stat()
+    # same path, same size, same modification time: only the sampled bytes tell
+    pool.write_text(pool.read_text().replace("sample 3 ", "sample 9 ", 1))
+    os.utime(pool, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert pool.stat().st_size == stat.st_size
+    first = score("compression", pool, out, shard="0/2", workers=1)
+    assert "already done" not in first.note and "1 of 2 shards done" in first.note
+    assert out.read_bytes() == before  # shard 1 still holds the old version: no merge
+    with pytest.raises(InputError, match="another version of the input"):
+        merge_shards(out, 2)
+    last = score("compression", pool, out, shard="1/2", workers=1)
+    assert "all 2 shards done" in last.note
+    score("compression", pool, tmp_path / "local.jsonl", workers=1)
+    assert out.read_bytes() == (tmp_path / "local.jsonl").read_bytes() != before

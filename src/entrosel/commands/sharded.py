@@ -17,6 +17,7 @@ from entrosel.engines.shards import (Shard, finished_count, finished_marker, mar
                                      read_marker, shard_output)
 from entrosel.errors import InputError
 from entrosel.io.atomic import atomic_path
+from entrosel.io.fingerprint import path_fingerprint
 from entrosel.io.readers import read_records
 from entrosel.io.records import rejects_path
 from entrosel.io.writers import write_records
@@ -28,8 +29,14 @@ _RUN_ONLY = {"workers", "progress", "loaded"}
 
 
 def _fingerprint(scorer: str, input: str | Path, options: dict[str, Any]) -> dict[str, Any]:
+    """What a shard's rows depend on: the scorer, its options, and the input's (and model's)
+    path and content (see :func:`entrosel.io.fingerprint.path_fingerprint`)."""
     kept = {k: v for k, v in sorted(options.items()) if k not in _RUN_ONLY}
-    return {"scorer": scorer, "input": os.path.abspath(input), **kept}
+    key = {"scorer": scorer, "input": os.path.abspath(input), **kept,
+           "input_content": path_fingerprint(input)}
+    if options.get("model"):
+        key["model_content"] = path_fingerprint(options["model"])
+    return key
 
 
 def score_shard(scorer: str, input: str | Path, output: str | Path, shard: Shard,
@@ -56,7 +63,7 @@ def score_shard(scorer: str, input: str | Path, output: str | Path, shard: Shard
                                        "rejected": summary.rejected, "bytes": summary.bytes,
                                        "seconds": summary.seconds, "options": key}, indent=1) + "\n")
         summary.note = f"shard {shard.index}/{shard.count}"
-    done = finished_count(output, shard.count)
+    done = finished_count(output, shard.count, key)
     if merge and done == shard.count:
         merged = merge_shards(output, shard.count)
         summary.note += f"; all {shard.count} shards done, {merged.records:,} rows merged -> {output}"
@@ -77,6 +84,10 @@ def merge_shards(output: str | Path, count: int) -> RunSummary:
         raise InputError(f"shards {missing[:10]} of {count} have not finished; run them "
                          f"(--shard I/{count}) before merging", output)
     options = markers[0]["options"]
+    stale = [s.index for s, m in zip(shards, markers) if m["options"] != options]
+    if stale:
+        raise InputError(f"shards {stale[:10]} of {count} were scored from another version of the "
+                         f"input or model than shard 0; run them again (--shard I/{count})", output)
     rows = list(heapq.merge(*([r.data for r in read_records(shard_output(output, s))]
                               for s, m in zip(shards, markers) if m["records"] > 0),
                             key=lambda row: row["index"]))

@@ -8,8 +8,13 @@ same bytes. ``--shard I/N`` runs one shard (a Slurm array task); the Ray engine 
 On disk, beside ``SCORES``::
 
     SCORES.shards/00003-of-00008.jsonl   the shard's rows (input index in column "index")
-    SCORES.shards/00003-of-00008.done    completion marker: what ran, how many rows, options
+    SCORES.shards/00003-of-00008.done    completion marker: what ran, how many rows, options,
+                                         and the input's and model's fingerprint
     SCORES                               merged by index once every marker is there
+
+A marker's fingerprint of the input (and model) is :func:`entrosel.io.fingerprint.path_fingerprint`
+(size, modification time, sampled hash per file): a shard whose input was rewritten since is
+scored again, and shards from different versions are never merged.
 """
 from __future__ import annotations
 
@@ -75,21 +80,32 @@ def read_marker(output: str | Path, shard: Shard) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+# keys of a marker's options that say which content was read: when only they differ, the
+# input (or model) was rewritten since, and the shard is scored again
+CONTENT_KEYS = ("input_content", "model_content")
+
+
 def finished_marker(output: str | Path, shard: Shard, options: dict[str, Any]) -> dict[str, Any] | None:
     """The shard's marker when it already finished with these ``options`` (a rerun skips
-    it), else None. A marker left by other options is an error: their rows must not be mixed."""
+    it), else None: also when only the content it read has changed since (its rows are
+    stale and are scored again). A marker left by other options is an error: their rows
+    must not be mixed."""
     marker = read_marker(output, shard)
     if marker is None:
         return None
     if marker["options"] != options:
         changed = sorted(k for k in set(marker["options"]) | set(options)
                          if marker["options"].get(k) != options.get(k))
+        if set(changed) <= set(CONTENT_KEYS):
+            return None
         raise InputError(f"shard {shard.index}/{shard.count} was scored with other options "
                          f"({', '.join(changed)}); use the same options, or delete "
                          f"{shard_folder(output)} to start over", marker_path(output, shard))
     return marker
 
 
-def finished_count(output: str | Path, count: int) -> int:
-    """How many of the ``count`` shards of ``output`` have their completion marker."""
-    return sum(marker_path(output, Shard(i, count)).exists() for i in range(count))
+def finished_count(output: str | Path, count: int, options: dict[str, Any]) -> int:
+    """How many of the ``count`` shards of ``output`` have finished with these ``options``
+    (input and model content included)."""
+    markers = (read_marker(output, Shard(i, count)) for i in range(count))
+    return sum(m is not None and m["options"] == options for m in markers)
