@@ -67,13 +67,13 @@ class DictionaryAlignment:
         self.shards: list[DigestedAnchor] = [self.memory.digest(s) for s in dictionary_shards(target, limit)]
 
     def alignments(self, items: Iterable[bytes]) -> np.ndarray:
-        out = []
-        for x in items:
-            alone = self.memory.size(x)
-            given = min(d.size(x) for d in self.shards)
-            # an empty text costs nothing either way: no evidence for or against the target
-            out.append(1.0 - given / alone if alone > 0 else 0.0)
-        return np.asarray(out, dtype=np.float64)
+        items = list(items)
+        alone = np.array([self.memory.size(x) for x in items], dtype=np.float64)
+        given = np.min([d.sizes(items) for d in self.shards], axis=0).astype(np.float64)
+        # an empty text costs nothing either way: no evidence for or against the target
+        out = np.zeros(len(items), dtype=np.float64)
+        np.divide(given, alone, out=out, where=alone > 0)
+        return np.where(alone > 0, 1.0 - out, 0.0)
 
 
 def gzip_size(data: bytes, level: int = NCD_LEVEL) -> int:
