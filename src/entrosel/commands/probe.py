@@ -17,12 +17,14 @@ from entrosel.pool import InputOptions, Source, rendered_records
 
 def probe_train(input: Source, output: str | Path, *, size: str = "tiny", epochs: int = 1,
                 seed: int = 0, learning_rate: float | None = None, batch_size: int | None = None,
-                device: str = "cpu", input_format: str | None = None, text_field: str | None = None,
+                device: str = "auto", input_format: str | None = None, text_field: str | None = None,
                 template: str | None = None, on_error: str = "raise",
                 progress: bool | None = None) -> dict[str, Any]:
     """Train the data probe on the rendered records of ``input``; see :func:`train_probe`."""
     from entrosel.probe.train import train_probe  # needs the [lm] extra
+    from entrosel.scoring.lm import resolve_device
 
+    device = resolve_device(device)
     options = InputOptions(input_format, "text", text_field, template, on_error)
     rejects = Rejects(on_error)
     texts = [turns_text(turns) for _, turns in rendered_records(input, options, rejects)]
@@ -38,8 +40,8 @@ def probe_train(input: Source, output: str | Path, *, size: str = "tiny", epochs
 def prune_pool(input: Source, output: str | Path, *, keep: float | None = None, budget: int | None = None,
                budget_tokens: int | None = None, model: str | None = None, gguf_file: str | None = None,
                probe_size: str = "tiny", epochs: int = 1, seed: int = 0, target: str = "all",
-               max_length: int = 1024, batch_size: int = 16, device: str = "auto",
-               info_lm: str = "mean", standardize: bool = False, scores_out: str | Path | None = None,
+               max_length: int = 1024, stride: int | None = None, batch_size: int = 16,
+               device: str = "auto", dtype: str = "auto", info_lm: str = "mean", standardize: bool = False, scores_out: str | Path | None = None,
                input_format: str | None = None, text_field: str | None = None,
                template: str | None = None, on_error: str = "raise", engine: str = "local",
                ray_address: str | None = None, progress: bool | None = None) -> RunSummary:
@@ -54,11 +56,12 @@ def prune_pool(input: Source, output: str | Path, *, keep: float | None = None, 
     with tempfile.TemporaryDirectory(prefix="entrosel-prune-", dir=beside) as work:
         if model is None:
             model = str(Path(work) / "probe")
-            probe_train(input, model, size=probe_size, epochs=epochs, seed=seed, on_error="skip",
-                        progress=progress, **read)
+            probe_train(input, model, size=probe_size, epochs=epochs, seed=seed, device=device,
+                        on_error="skip", progress=progress, **read)
         scores = Path(scores_out) if scores_out else Path(work) / "scores.jsonl"
         scored = score("lm", input, scores, model=model, gguf_file=gguf_file, target=target,
-                       batch_size=batch_size, max_length=max_length, device=device,
+                       batch_size=batch_size, max_length=max_length, stride=stride,
+                       device=device, dtype=dtype,
                        info_lm=info_lm, standardize=standardize, on_error=on_error,
                        progress=progress, engine=engine, ray_address=ray_address, **read)
         s = select_by_score(input, output, method="prune", scores=scores, by="info", keep=keep,
