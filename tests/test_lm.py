@@ -15,7 +15,7 @@ pytest.importorskip("transformers")
 
 from entrosel.commands.score import score_lm, score_words  # noqa: E402
 from entrosel.formats.render import Renderer, Turn  # noqa: E402
-from entrosel.scoring.lm import LMScorer, fused_activations, load_causal_lm  # noqa: E402
+from entrosel.scoring.lm import Encoded, LMScorer, fused_activations, load_causal_lm  # noqa: E402
 from entrosel.scoring.words import WordSurprisal  # noqa: E402
 from tests.conftest import write_jsonl  # noqa: E402
 from tests.lm_fixtures import TEXTS, tiny_lm  # noqa: E402
@@ -192,3 +192,68 @@ def test_real_model_prefers_fluent_text():
     broken = scorer.score([[Turn("text", s)] for s in shuffled])
     for f, b in zip(fluent, broken):
         assert f["nll_mean"] < b["nll_mean"]
+
+
+# Sliding windows position by position (issue 15): the expected value of every token comes
+# from the model run on exactly the context the rule gives it, not from ``_windows``.
+class _GivenIds(LMScorer):
+    """An LMScorer whose samples are :class:`Encoded` already: ids and scored flags chosen
+    by the test, so that one token at a time can be the only one scored."""
+
+    def encode_many(self, samples):
+        return list(samples)
+
+
+def _window_start(j: int, max_length: int, stride: int) -> int:
+    """Where the context of token ``j`` begins under the module docstring's rule: windows of
+    ``max_length`` tokens start every ``stride`` tokens, and a token is scored in the first
+    window that holds it (the first where it is among the new tokens)."""
+    return 0 if j < max_length else ((j - max_length) // stride + 1) * stride
+
+
+def _direct_logprob(model, ids: list[int], start: int, j: int) -> float:
+    """log q(ids[j] | ids[start:j]) from one forward pass over exactly that context."""
+    with torch.inference_mode():
+        logits = model(torch.tensor([ids[start:j]])).logits[0, -1].double()
+    return float(torch.log_softmax(logits, -1)[ids[j]])
+
+
+@pytest.fixture
+def one_thread():
+    """The tiny model runs fastest on one thread: more only contend (ten times slower on a
+    busy machine), and these tests make a hundred small forward passes each."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("max_length,stride", [(16, 8), (10, 4), (10, 9), (7, 1), (12, 5),
+                                               (5, 4), (256, 128)])
+def test_windows_score_every_token_once_with_its_own_context(tiny, one_thread, max_length, stride):
+    model, tok = load_causal_lm(str(tiny))
+    ids = [tok.bos_token_id] + tok(" ".join(TEXTS[:2]), add_special_tokens=False)["input_ids"]
+    n = len(ids)
+    assert n > 2 * max_length or max_length == 256  # several windows, or one holding all
+    scorer = _GivenIds(model, tok, batch_size=8, max_length=max_length, stride=stride)
+    # sample j scores token j alone: its row holds that token's NLL and a count of 1, so a
+    # token scored twice (count 2), never (count 0) or with other context (value) is seen
+    only = [Encoded(ids, [k == j for k in range(n)]) for j in range(1, n)]
+    rows = scorer.score(only + [Encoded(ids, [False] + [True] * (n - 1))])
+    expected = {j: -_direct_logprob(model, ids, _window_start(j, max_length, stride), j)
+                for j in range(1, n)}
+    for j, row in zip(range(1, n), rows):
+        assert row["tokens"] == 1, f"token {j}"
+        assert row["bits"] * math.log(2) == pytest.approx(expected[j], abs=1e-4), f"token {j}"
+        start = _window_start(j, max_length, stride)
+        # its context: every token before it in its window, max_length - 1 at most, and after
+        # the first window at least the max_length - stride tokens the windows overlap by
+        assert j - start <= max_length - 1
+        assert j < max_length or j - start >= max_length - stride
+    whole = rows[-1]
+    assert whole["tokens"] == n - 1
+    assert whole["bits"] * math.log(2) == pytest.approx(sum(expected.values()), abs=1e-3)
+    if max_length < n:
+        # the check can fail: with the whole sample as context the numbers are others
+        full = [-_direct_logprob(model, ids, 0, j) for j in range(max_length, n)]
+        assert max(abs(a - expected[j]) for j, a in zip(range(max_length, n), full)) > 1e-2
