@@ -257,3 +257,52 @@ def test_windows_score_every_token_once_with_its_own_context(tiny, one_thread, m
         # the check can fail: with the whole sample as context the numbers are others
         full = [-_direct_logprob(model, ids, 0, j) for j in range(max_length, n)]
         assert max(abs(a - expected[j]) for j, a in zip(range(max_length, n), full)) > 1e-2
+
+
+def _z(values: list[float]) -> list[float]:
+    """z-scores over the pool with the population standard deviation (statistics, not numpy)."""
+    import statistics
+
+    mean, sd = statistics.fmean(values), statistics.pstdev(values)
+    return [(v - mean) / sd for v in values]
+
+
+def test_info_lm_total_and_standardize_give_the_formula_exactly(tmp_path, tiny, one_thread):
+    # samples of very different lengths: the total NLL then ranks them otherwise than the
+    # mean, and z-scoring changes the weight of the two terms
+    texts = [TEXTS[0], " ".join(TEXTS[:4]), "short text", " ".join(TEXTS[1:3]), TEXTS[2][:20],
+             " ".join(TEXTS[:6])]
+    pool = write_jsonl(tmp_path / "pool.jsonl", [{"id": i, "text": t} for i, t in enumerate(texts)])
+    loaded = load_causal_lm(str(tiny))
+    runs = {}
+    for info_lm in ("mean", "total"):
+        for standardize in (False, True):
+            out = tmp_path / f"{info_lm}-{standardize}.jsonl"
+            score_lm(pool, out, model=str(tiny), info_lm=info_lm, standardize=standardize,
+                     loaded=loaded, device="cpu")
+            runs[info_lm, standardize] = [json.loads(x) for x in out.read_text().splitlines()]
+            meta = json.loads(Path(f"{out}.meta.json").read_text())
+            assert (meta["info_lm"], meta["standardize"]) == (info_lm, standardize)
+    rows = runs["mean", False]
+    for other in runs.values():  # the options change info only
+        assert [{k: v for k, v in r.items() if k != "info"} for r in other] == \
+               [{k: v for k, v in r.items() if k != "info"} for r in rows]
+    mean_nll = [r["nll_mean"] for r in rows]
+    total_nll = [r["bits"] * math.log(2) for r in rows]  # nats over all scored tokens
+    words = [r["word_surprisal"] for r in rows]
+    assert total_nll == pytest.approx([r["nll_mean"] * r["tokens"] for r in rows], rel=1e-9)
+    expected = {
+        ("mean", False): [a + b for a, b in zip(mean_nll, words)],
+        ("total", False): [a + b for a, b in zip(total_nll, words)],
+        ("mean", True): [a + b for a, b in zip(_z(mean_nll), _z(words))],
+        ("total", True): [a + b for a, b in zip(_z(total_nll), _z(words))],
+    }
+    for key, values in expected.items():
+        assert [r["info"] for r in runs[key]] == pytest.approx(values, rel=1e-9, abs=1e-12), key
+    # the check can fail: no two variants agree, not even up to a shift (a mean of 0 is
+    # what both standardized variants share, and all that was checked before)
+    keys = list(expected)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            diff = np.subtract(expected[a], expected[b])
+            assert np.ptp(diff) > 1e-3, (a, b)
