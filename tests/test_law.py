@@ -113,3 +113,65 @@ def test_measure_counts_tokens_and_reads_trainer_state(tmp_path, real_exchanges)
     m = law_measure(path, tokenizer=str(tmp_path / "tokenizer.json"), trainer_state=state)
     assert m["tokens"] == sum(len(tok.encode(t).ids) for t in texts)
     assert m["L"] == 1.375 and m["L_from"] == str(state)
+
+
+# The rule's standard-deviation branch and --sigma (issue 15). The histories below spread
+# far more than 5% of their mean, so the sample standard deviation decides; the new values
+# sit between the limits that other spreads (the floor, the population std) would give.
+WIDE_R = [2.0, 2.4, 1.6]  # mean 2.0; sample std 0.4; population std 0.327; floor 0.1
+WIDE_L = [3.0, 3.6, 2.4]  # mean 3.0; sample std 0.6; population std 0.490; floor 0.15
+
+
+def _wide(new_R: float, new_L: float | None = None) -> list[Version]:
+    return [_v(f"v{i}", r, l) for i, (r, l) in enumerate(zip(WIDE_R, WIDE_L))] + [_v("new", new_R, new_L)]
+
+
+def test_spread_is_the_sample_std_when_it_exceeds_the_floor():
+    assert spread([2.0, 2.4, 1.6]) == pytest.approx(0.4)  # ddof 1: sqrt(0.32 / 2)
+    assert spread([3.0, 3.6, 2.4]) == pytest.approx(0.6)
+    assert spread([2.0, 2.2]) == pytest.approx(0.1414213562)  # sample std of two values
+    assert spread([2.0, 2.1]) == pytest.approx(0.1025)  # their std 0.0707 is below the floor
+    assert spread([4.0]) == pytest.approx(0.2)  # one value: the floor alone
+    assert spread([-2.0, -2.0]) == pytest.approx(0.1)  # 5% of |mean|
+
+
+def test_rule_with_a_wide_history_uses_its_sample_std():
+    # R limit 2.0 + 2 * 0.4 = 2.8 (the floor would give 2.2, the population std 2.653);
+    # L floor 3.0 - 2 * 0.6 = 1.8 (with 0.15: 2.7, with the population std 2.020)
+    assert check_version(_wide(2.75, 1.9)).flags == []
+    flags = check_version(_wide(2.85, 1.7)).flags
+    assert len(flags) == 2
+    assert flags[0].startswith("R rose to 2.8500, above 2.8000 (mean 2.0000 + 2 x spread 0.4000)")
+    assert flags[1].startswith("L fell to 1.7000, below 1.8000 (mean 3.0000 - 2 x spread 0.6000)")
+
+
+@pytest.mark.parametrize("sigma,new_R,new_L,flagged", [
+    (2.0, 3.0, None, ["R"]), (3.0, 3.0, None, []),       # R limit 2.8 at sigma 2, 3.2 at 3
+    (1.0, 2.5, None, ["R"]), (2.0, 2.5, None, []),       # 2.4 at sigma 1
+    (1.5, 2.5, None, []), (1.2, 2.5, None, ["R"]),       # 2.6 at 1.5, 2.48 at 1.2
+    (2.0, 2.0, 1.7, ["L"]), (3.0, 2.0, 1.7, []),         # L floor 1.8 at sigma 2, 1.2 at 3
+    (0.5, 2.21, 2.65, ["R", "L"]), (2.0, 2.21, 2.65, []),  # 2.2 and 2.7 at sigma 0.5
+])
+def test_sigma_moves_the_limits(sigma, new_R, new_L, flagged):
+    verdict = check_version(_wide(new_R, new_L), sigma=sigma)
+    assert [f[0] for f in verdict.flags] == flagged
+    for f in verdict.flags:
+        assert f" {sigma:g} x spread " in f
+
+
+def test_sigma_applies_to_the_floor_too():
+    history = [_v("a", 2.0, 3.0), _v("b", 2.0, 3.0)]  # no spread at all: the 5% floor
+    assert check_version(history + [_v("c", 2.25, 3.0)]).flags[0].startswith("R rose")
+    assert check_version(history + [_v("c", 2.25, 3.0)], sigma=3).flags == []  # limit 2.3
+    assert check_version(history + [_v("c", 2.0, 2.6)]).flags[0].startswith("L fell")
+    assert check_version(history + [_v("c", 2.0, 2.6)], sigma=3).flags == []  # floor 2.55
+
+
+def test_law_check_cli_passes_sigma(tmp_path):
+    history = tmp_path / "history.json"
+    save_history(history, _wide(3.0, 3.0))
+    r = entrosel("law", "check", history)
+    assert r.returncode == 3 and "RISK: R rose to 3.0000, above 2.8000" in r.stdout, r.stdout + r.stderr
+    r = entrosel("law", "check", history, "--sigma", "3")
+    assert r.returncode == 0 and "no risk flagged" in r.stdout, r.stdout + r.stderr
+    assert law_check(history, sigma=3).flags == [] and law_check(history).flags
