@@ -1,8 +1,9 @@
 """A slow, obviously correct ZIP: every ratio recompresses the whole serialized string.
 
-Written straight from shared/ALGORITHMS.md section 2 with ``str(list_of_records)`` (repr)
+Written straight from docs/algorithms.md section 2 with ``str(list_of_records)`` (repr)
 or the text rendering, Python sorts with (score, index) keys for the tie rule, and no
-incremental state at all. entrosel's fast selector must agree with it exactly.
+incremental state at all; zlib at any level, or lzma at any preset. entrosel's fast
+selector must agree with it exactly.
 """
 from __future__ import annotations
 
