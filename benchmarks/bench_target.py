@@ -43,6 +43,7 @@ import numpy as np
 from entrosel.engines import default_workers
 from entrosel.formats.render import Renderer
 from entrosel.io.readers import read_records
+from entrosel.scoring.target import DICT_LEVEL
 
 from _common import PeakMemory, sharegpt_pool
 
@@ -103,10 +104,11 @@ def build(folder: Path, target_source: str, pool_size: int, target_size: int, sh
         rng.shuffle(records)
     target = by_source[target_source][:target_size]
     wanted = {target_source: round(share * pool_size)}
-    others = [s for s in SOURCES if s != target_source]
+    # the other two sources: the smaller one a third of the rest (or all it has), the other the remainder
+    others = sorted((s for s in SOURCES if s != target_source), key=lambda s: len(by_source[s]))
     rest = pool_size - wanted[target_source]
-    wanted[others[1]] = min(len(by_source[others[1]]), rest // 3)
-    wanted[others[0]] = rest - wanted[others[1]]
+    wanted[others[0]] = min(len(by_source[others[0]]), rest // 3)
+    wanted[others[1]] = rest - wanted[others[0]]
     pool, labels = [], []
     for source in SOURCES:
         start = target_size if source == target_source else 0
@@ -313,8 +315,9 @@ def part_reach(folder: Path, args) -> None:
         path = sharegpt_pool(folder, "exchanges")
     texts = [renderer.text(r.data).encode("utf-8") for r in read_records(path)]
     needles, filler = texts[:20], texts[20:]
-    reach = LongMemory().reach_bytes
-    print(f"\nreach: LongMemory level 3 says {reach / 2**20:.0f} MiB; 20 ShareGPT records at the start "
+    level = args.reach_level
+    reach = LongMemory(level).reach_bytes
+    print(f"\nreach: LongMemory level {level} says {reach / 2**20:.0f} MiB; 20 ShareGPT records at the start "
           f"of a dictionary of real ShareGPT text, mean alignment of those records:")
     print("| dictionary (MiB) | one dictionary | cut at the reach | dictionaries |\n|---:|---:|---:|---:|")
     for mib in args.reach_mib:
@@ -326,8 +329,8 @@ def part_reach(folder: Path, args) -> None:
             size += len(t) + 2
         items = needles + body
         t0 = time.perf_counter()
-        one = DictionaryAlignment(items, shard_bytes=1 << 40).alignments(needles).mean()
-        cut = DictionaryAlignment(items)
+        one = DictionaryAlignment(items, level, shard_bytes=1 << 40).alignments(needles).mean()
+        cut = DictionaryAlignment(items, level)
         print(f"| {mib} | {one:.3f} | {cut.alignments(needles).mean():.3f} | {len(cut.shards)} |"
               f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
 
@@ -341,7 +344,8 @@ def main() -> None:
     p.add_argument("--share", type=float, default=0.14, help="the target source's share of the pool")
     p.add_argument("--budget", type=int, default=300)
     p.add_argument("--workers", type=int, default=default_workers())
-    p.add_argument("--reach-mib", type=int, nargs="+", default=[1, 8, 15, 17, 24, 40])
+    p.add_argument("--reach-mib", type=int, nargs="+", default=[1, 15, 17, 31, 33, 48])
+    p.add_argument("--reach-level", type=int, default=DICT_LEVEL, help="zstd level (default: dict's)")
     p.add_argument("--json", metavar="FILE", help="also write the measured rows here")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-target-") as tmp:

@@ -100,10 +100,11 @@ def add_select_target(methods: Any) -> argparse.ArgumentParser:
     p.add_argument("--candidates", type=float, default=4.0, metavar="X",
                    help="with --diverse: ZIP's shortlist, X times the budget (default: 4)")
     g = p.add_argument_group("method settings")
-    g.add_argument("--level", type=int, help="dict: zstd level (default: 3); ncd: gzip level (default: 9)")
+    g.add_argument("--level", type=int, help="dict: zstd level (default: 9); ncd: gzip level (default: 9)")
     g.add_argument("--shard-bytes", type=int, metavar="B",
                    help="dict: target bytes per dictionary (default: as far as zstd's dictionary "
-                        "reaches, 16 MiB at levels 1-4); a larger target is cut into several")
+                        "reaches: 32 MiB at level 5 and up, 16 MiB at levels 1-4); a larger "
+                        "target is cut into several")
     g.add_argument("--buckets", type=int, default=DSIR_BUCKETS,
                    help=f"dsir: hash buckets (default: {DSIR_BUCKETS})")
     g.add_argument("--target-format", help="the target's format (default: from its extension)")

@@ -31,6 +31,10 @@ import numpy as np
 
 from entrosel.scoring.conditional import DigestedAnchor, LongMemory
 
+# zstd level of the dict method: on a 10,000-record pool of three real sources, level 9 put
+# 97.7% of the first 300 picks in the target's source where level 3 put 94.3% (docstrings
+# target; Shakespeare: 90.3% against 82.0%), for 1.4-1.9x the scoring time
+DICT_LEVEL = 9
 NCD_LEVEL = 9  # ZIP-FIT's paper; zip-fit as installed defaults to 0 (stored, no compression)
 DSIR_BUCKETS = 10_000
 _GZIP = 31  # zlib wbits for a gzip container: the same bytes as gzip.compress(..., mtime=0)
@@ -62,7 +66,7 @@ class DictionaryAlignment:
 
     def __init__(self, target: Sequence[bytes], level: int | None = None,
                  shard_bytes: int | None = None) -> None:
-        self.memory = LongMemory() if level is None else LongMemory(level)
+        self.memory = LongMemory(DICT_LEVEL if level is None else level)
         limit = self.memory.reach_bytes if shard_bytes is None else shard_bytes
         self.shards: list[DigestedAnchor] = [self.memory.digest(s) for s in dictionary_shards(target, limit)]
 

@@ -31,9 +31,9 @@ from entrosel.io.records import Rejects
 from entrosel.pool import InputOptions, Pool, PoolItems, Source, load_pool, pick_records
 from entrosel.progress import Progress
 from entrosel.scoring.conditional import LongMemory
-from entrosel.scoring.target import (DSIR_BUCKETS, NCD_LEVEL, DictionaryAlignment, HashedNgrams,
-                                     NcdAlignment, bucket_log_probs, dictionary_shards,
-                                     log_importance_weights)
+from entrosel.scoring.target import (DICT_LEVEL, DSIR_BUCKETS, NCD_LEVEL, DictionaryAlignment,
+                                     HashedNgrams, NcdAlignment, bucket_log_probs,
+                                     dictionary_shards, log_importance_weights)
 from entrosel.scoring.tokens import count_tokens, load_tokenizer
 from entrosel.selection.by_score import _take, budget_size, top_k
 
@@ -100,7 +100,7 @@ class TargetSelector:
     seed: int = 0
     diverse: bool = False
     candidates: float = 4.0  # diverse: ZIP chooses among this many times the budget
-    level: int | None = None  # dict: zstd level (default 3); ncd: gzip level (default 9)
+    level: int | None = None  # dict: zstd level (default 9); ncd: gzip level (default 9)
     shard_bytes: int | None = None  # dict: target bytes per dictionary (default: zstd's reach)
     buckets: int = DSIR_BUCKETS
     workers: int | None = None
@@ -172,7 +172,7 @@ class TargetSelector:
         self._target_items = items
         self.dictionaries_ = 1
         if self.method == "dict":
-            memory = LongMemory() if self.level is None else LongMemory(self.level)
+            memory = LongMemory(DICT_LEVEL if self.level is None else self.level)
             self.reach_bytes_ = memory.reach_bytes
             limit = self.reach_bytes_ if self.shard_bytes is None else self.shard_bytes
             self.dictionaries_ = len(dictionary_shards(items, limit))
