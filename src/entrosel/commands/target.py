@@ -60,6 +60,8 @@ def _cmd_select_target(a: argparse.Namespace) -> int:
         template=_unescape(a.template), on_error=a.on_error, progress=a.progress)
     extra = (f" selected ({selector.method}{', diverse' if selector.diverse else ''}) of "
              f"{len(selector.index_):,} toward a target of {selector.target_records_:,}")
+    if selector.dictionaries_ > 1:
+        extra += f" cut into {selector.dictionaries_} dictionaries"
     if selector.tokens_ is not None:
         extra += f", {selector.tokens_:,} tokens"
     _summary("select target", s, extra)
