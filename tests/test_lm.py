@@ -306,3 +306,20 @@ def test_info_lm_total_and_standardize_give_the_formula_exactly(tmp_path, tiny, 
         for b in keys[i + 1:]:
             diff = np.subtract(expected[a], expected[b])
             assert np.ptp(diff) > 1e-3, (a, b)
+
+
+def test_score_lm_cli_passes_info_lm_and_standardize(tmp_path, tiny, one_thread):
+    # the CLI's own path from --info-lm/--standardize to the scorer, run in this process
+    from entrosel.cli import main
+
+    texts = [TEXTS[0], " ".join(TEXTS[:4]), "short text", " ".join(TEXTS[1:3])]
+    pool = write_jsonl(tmp_path / "pool.jsonl", [{"text": t} for t in texts])
+    out = tmp_path / "lm.jsonl"
+    assert main(["score", "lm", str(pool), "-o", str(out), "--model", str(tiny), "--device", "cpu",
+                 "--info-lm", "total", "--standardize"]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    expected = [a + b for a, b in zip(_z([r["bits"] * math.log(2) for r in rows]),
+                                      _z([r["word_surprisal"] for r in rows]))]
+    assert [r["info"] for r in rows] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    # the check can fail: the default (mean, unstandardized) gives other values
+    assert [r["info"] for r in rows] != pytest.approx([r["nll_mean"] + r["word_surprisal"] for r in rows])
