@@ -43,11 +43,18 @@ def test_render_returns_text_or_render_error(record):
 def test_jsonl_reader_on_random_lines(tmp_path_factory, lines):
     path = tmp_path_factory.mktemp("p") / "in.jsonl"
     path.write_bytes(b"\n".join(line.replace(b"\n", b" ") for line in lines))
+    bad = [(n, why) for _, n, why in _expected_jsonl(path.read_bytes()) if why]
     try:
         got = list(read_records(path))
     except InputError as e:
         assert e.path == str(path) and e.reason
+        # without skip, the first bad line stops the read and is the one named
+        if bad:
+            assert (e.line, e.reason[:len(bad[0][1])]) == bad[0]
+        else:
+            assert e.reason == "input holds no records"
         return
+    assert not bad
     assert all(isinstance(r.data, dict) for r in got)
 
 
