@@ -214,7 +214,8 @@ def test_mmlu_layout_and_bad_choice_records(tmp_path, capsys):
                                                                      "answer": 5}])
     sub = write_jsonl(tmp_path / "sub.jsonl", [{"text": "some training text"}])
     assert main(["evaluate", str(sub), "--eval", str(bad), "-o", str(tmp_path / "o")]) == 2
-    assert re.search(r"bad\.jsonl:3: record 2: 'answer' must be the index", capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert re.search(r"bad\.jsonl:3: record 2: 'answer' must be the index", err), err
     assert not (tmp_path / "o").exists()
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -230,7 +230,8 @@ class Evaluator:
             rows.append({"subset": name, "path": sub.path, "records": len(sub), "tokens": packed.tokens,
                          "R": r, "runs": per_seed})
         results = summarise(rows, eval_sets, eval_names, options={
-            **{k: v for k, v in asdict(self).items() if not k.startswith("_") and k not in ("progress", "reused_runs")},
+            **{f.name: getattr(self, f.name) for f in fields(self)
+               if f.init and f.name != "progress"},
             **settings, "seeds": list(self.seeds)}, tokenizer=tokenizer_note)
         results["seconds"] = time.perf_counter() - t0
         self.reused_runs = reused  # not in the results: a rerun must write the same file
