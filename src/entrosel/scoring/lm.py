@@ -13,9 +13,9 @@ Per sample, over its scored tokens t_1..t_n: ``tokens`` (n), ``nll_mean`` (nats 
   batched score equals the one-at-a-time score.
 - Samples longer than ``max_length`` are scored in sliding windows: windows of
   ``max_length`` tokens advancing by ``stride`` (default ``max_length // 2``); each token
-  is scored once, in the first window where it is among the new tokens, with at least
-  ``max_length - stride`` (and at most ``max_length - 1``) tokens of context before it
-  (``tests/test_lm.py`` checks this token by token).
+  is scored once, in the first window where it is among the new tokens; past the first
+  window that gives it at least ``max_length - stride`` (and at most ``max_length - 1``)
+  tokens of context (``tests/test_lm.py`` checks this token by token).
 - The output head runs only on the positions whose next token is scored (not on padding,
   on a window's context or, with ``target="response"``, on the prompt), a slice of them at
   a time, so a large vocabulary never needs the whole ``batch x length x vocab`` logits.
