@@ -219,7 +219,7 @@ def test_mmlu_layout_and_bad_choice_records(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "overlap", "model", "both-budgets"])
+@pytest.mark.parametrize("case", ["missing", "empty", "overlap", "model", "both-budgets", "cuda"])
 def test_bad_input_exits_2_naming_the_file_and_writes_nothing(tmp_path, capsys, real_exchanges, case):
     sub = write_jsonl(tmp_path / "sub.jsonl", real_exchanges[:30])
     held = write_jsonl(tmp_path / "held.jsonl", real_exchanges[30:40])
@@ -237,9 +237,14 @@ def test_bad_input_exits_2_naming_the_file_and_writes_nothing(tmp_path, capsys, 
     elif case == "model":
         args += ["--model", str(tmp_path / "no-such-model")]
         expected = r"no-such-model: no such model"
-    else:
+    elif case == "both-budgets":
         args += ["--tokens", "100", "--epochs", "1"]
         expected = r"not allowed with argument"
+    else:
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a GPU")
+        args += ["--device", "cuda"]
+        expected = r"--device cuda asked for, but PyTorch sees no CUDA device"
     out = tmp_path / "out"
     try:
         code = main(["evaluate", *args, "-o", str(out), "--no-progress"])
