@@ -6,8 +6,9 @@ the only true duplicates are the planted ones), then 500 near copies planted, ea
 a long record (>= 150 words) with 3 words replaced, at a random place after its original.
 Each method runs in its own process; the table gives its wall time from reading the pool to
 the decision (entrosel: to the written output), the process's peak RSS, and precision and
-recall against the planted truth, the share of the distinct records kept, and in how many
-planted pairs the later record was kept instead of the first.
+recall against the planted truth (the copy is the duplicate: it comes later), the share of
+the distinct records kept, in how many planted pairs one of the two was removed, and in how
+many the later record was kept instead of the first.
 
 - entrosel: ``filter_dedup(pool, out, near=True, workers=1)`` (the CLI's code path).
 - datasketch: shingles as text-dedup builds them (``\\W`` split, word 3-grams as byte
@@ -21,6 +22,7 @@ planted pairs the later record was kept instead of the first.
   fewer than 5 tokens from the output), and its union-find keeps whichever root union by
   rank leaves, not the first record.
 
+``--part exact`` plants 500 exact copies instead and counts what ``filter dedup`` removes.
 ``--part backends`` times signatures from the same bulk-hashed shingles: rensa's
 ``digest_matrix_from_flat_token_hashes`` against datasketch's ``MinHash.update_batch`` (the
 choice behind entrosel's implementation).
@@ -31,10 +33,10 @@ choice behind entrosel's implementation).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -128,6 +130,15 @@ LIBRARIES = {"entrosel": ["entrosel.commands.filter", "rensa"], "datasketch": ["
              "rensa": ["rensa"], "text-dedup": ["datasets", "text_dedup.minhash"]}
 
 
+def peak_rss() -> int:
+    """This process's peak resident set (VmHWM; ru_maxrss would carry the parent's over exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def child(method: str, pool: Path, result: Path) -> None:
     import importlib
 
@@ -137,7 +148,7 @@ def child(method: str, pool: Path, result: Path) -> None:
         t0 = time.perf_counter()
         removed = RUNNERS[method](pool, Path(work))
         seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss()
     result.write_text(json.dumps({"removed": removed, "seconds": seconds, "peak_bytes": peak}))
 
 
@@ -157,9 +168,10 @@ def save_hf(pool: Path) -> None:
     datasets.Dataset.from_dict({"text": texts, "row": list(range(len(texts)))}).save_to_disk(f"{pool}.hf")
 
 
+@functools.cache
 def clean_base(folder: Path, size: int) -> list[dict]:
     """``size`` real records of which no method finds a duplicate pair."""
-    raw = [r.data for r in read_records(sharegpt_pool(folder))][: int(size * 1.15) + 100]
+    raw = [r.data for r in read_records(sharegpt_pool(folder))][: int(size * 1.3) + 100]
     path = folder / f"raw-{len(raw)}.jsonl"
     write_records(raw, path)
     save_hf(path)
@@ -197,10 +209,31 @@ def plant(base: list[dict], rng: random.Random) -> tuple[list[dict], list[tuple[
     return [r for r, _ in items], pairs
 
 
+def exact(folder: Path, size: int) -> None:
+    """500 planted exact copies: ``filter dedup`` must remove exactly them."""
+    from entrosel.commands.filter import filter_dedup
+
+    base = clean_base(folder, size - PLANTED)
+    rng = random.Random(size)
+    items = [(r, False) for r in base]
+    for i in rng.sample(range(len(base)), PLANTED):
+        items.insert(rng.randrange(next(p for p, (r, _) in enumerate(items) if r is base[i]) + 1,
+                                   len(items) + 1), (dict(base[i]), True))
+    pool = folder / f"exact-{size}.jsonl"
+    write_records([r for r, _ in items], pool)
+    removed_out = folder / f"exact-{size}.removed.jsonl"
+    s = filter_dedup(pool, folder / f"exact-{size}.out.jsonl", removed_out=removed_out, progress=False)
+    removed = {json.loads(line)["index"] for line in removed_out.read_text().splitlines()}
+    planted = {p for p, (_, copy) in enumerate(items) if copy}
+    print("| records | planted exact copies | removed | of them planted | time (s) |")
+    print("|---|---|---|---|---|")
+    print(f"| {len(items):,} | {len(planted)} | {len(removed)} | {len(removed & planted)} | {s.seconds:.2f} |")
+
+
 def compare(folder: Path, sizes: list[int]) -> None:
-    print(f"| records | method | time (s) | peak RSS (MB) | removed | precision | recall | "
-          f"distinct kept | pairs where the later was kept |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| records | method | time (s) | peak RSS (MB) | removed | precision | recall | "
+          "distinct kept | pairs found | pairs where the later was kept |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for size in sizes:
         base = clean_base(folder, size - PLANTED)
         records, pairs = plant(base, random.Random(size))
@@ -214,9 +247,10 @@ def compare(folder: Path, sizes: list[int]) -> None:
             hit = len(removed & copies)
             distinct = len(records) - len(copies)
             later = sum(1 for o, c in pairs if o in removed and c not in removed)
+            found = sum(1 for o, c in pairs if (o in removed) != (c in removed))
             print(f"| {len(records):,} | {method} | {r['seconds']:.2f} | {r['peak_bytes'] / 1e6:,.0f} | "
                   f"{len(removed):,} | {hit / max(1, len(removed)):.3f} | {hit / len(copies):.3f} | "
-                  f"{(distinct - len(removed - copies)) / distinct:.4f} | {later} |", flush=True)
+                  f"{(distinct - len(removed - copies)) / distinct:.4f} | {found} | {later} |", flush=True)
 
 
 def backends(folder: Path, size: int) -> None:
@@ -228,26 +262,38 @@ def backends(folder: Path, size: int) -> None:
 
     from entrosel.filters.minhash import shingle_hashes
 
+    from entrosel.filters.dedup import _CHUNK_BYTES
+
     texts = texts_of(sharegpt_pool(folder))[:size]
+    chunks, chunk, held = [], [], 0
+    for text in texts:  # the chunks filter dedup hashes at a time
+        chunk.append(text)
+        held += len(text)
+        if held >= _CHUNK_BYTES:
+            chunks.append(chunk)
+            chunk, held = [], 0
+    chunks.append(chunk)
     t0 = time.perf_counter()
-    hashes, offsets = shingle_hashes(texts, NGRAM)
+    hashed = [shingle_hashes(c, NGRAM) for c in chunks]
     t_hash = time.perf_counter() - t0
     t0 = time.perf_counter()
-    matrix = RMinHash.digest_matrix_from_flat_token_hashes(hashes, offsets, NUM_PERM, 0)
-    sig = np.fromiter(itertools.chain.from_iterable(matrix.to_rows()), dtype=np.uint32,
-                      count=size * NUM_PERM)
+    for hashes, offsets in hashed:
+        matrix = RMinHash.digest_matrix_from_flat_token_hashes(hashes, offsets, NUM_PERM, 0)
+        np.fromiter(itertools.chain.from_iterable(matrix.to_rows()), dtype=np.uint32,
+                    count=(len(offsets) - 1) * NUM_PERM)
     t_rensa = time.perf_counter() - t0
     t0 = time.perf_counter()
-    for i in range(size):
-        m = MinHash(num_perm=NUM_PERM, hashfunc=int, scheme="affine64")
-        row = hashes[offsets[i]:offsets[i + 1]]
-        if len(row):
-            m.update_batch(row)
+    for hashes, offsets in hashed:
+        for i in range(len(offsets) - 1):
+            m = MinHash(num_perm=NUM_PERM, hashfunc=int, scheme="affine64")
+            row = hashes[offsets[i]:offsets[i + 1]]
+            if len(row):
+                m.update_batch(row)
     t_ds = time.perf_counter() - t0
+    shingles_total = sum(len(h) for h, _ in hashed)
     print(f"| records | shingles | NumPy shingle hashing (s) | rensa signatures (s) | datasketch signatures (s) |")
     print("|---|---|---|---|---|")
-    print(f"| {size:,} | {len(hashes):,} | {t_hash:.2f} | {t_rensa:.2f} | {t_ds:.2f} |")
-    assert sig.shape == (size * NUM_PERM,)
+    print(f"| {size:,} | {shingles_total:,} | {t_hash:.2f} | {t_rensa:.2f} | {t_ds:.2f} |")
 
 
 def main() -> None:
@@ -255,11 +301,14 @@ def main() -> None:
         child(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=("compare", "backends", "all"), default="all")
+    ap.add_argument("--part", choices=("exact", "compare", "backends", "all"), default="all")
     ap.add_argument("--sizes", type=int, nargs="+", default=[3_500, 35_000])
     ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "entrosel-bench")
     a = ap.parse_args()
     a.data.mkdir(parents=True, exist_ok=True)
+    if a.part in ("exact", "all"):
+        exact(a.data, min(a.sizes))
+        print()
     if a.part in ("backends", "all"):
         backends(a.data, max(a.sizes))
         print()

@@ -137,6 +137,11 @@ def _cmd_filter(a: argparse.Namespace) -> int:
     return 0
 
 
+def _doc(cls: type) -> str:
+    """A class's docstring as command-line help (names without reST quoting)."""
+    return " ".join((cls.__doc__ or "").replace("``", "").split())
+
+
 def add_filter_parsers(verbs: Any) -> None:
     """``entrosel filter ...``: hooked into :func:`entrosel.cli.build_parser`."""
     from entrosel.cli import _input_options, _input_output, _run_options
@@ -155,7 +160,7 @@ def add_filter_parsers(verbs: Any) -> None:
         p.set_defaults(run=_cmd_filter)
 
     p = kinds.add_parser("length", help="drop records too short or too long",
-                         description=LengthFilter.__doc__)
+                         description=_doc(LengthFilter))
     _input_output(p, output_help="kept records (format from extension)")
     for unit, what in (("chars", "characters"), ("words", "whitespace-separated words"),
                        ("tokens", "tokens of --tokenizer")):
@@ -168,7 +173,7 @@ def add_filter_parsers(verbs: Any) -> None:
     common(p)
 
     p = kinds.add_parser("dedup", help="drop exact (and with --near, near) duplicates, keeping the first",
-                         description=Dedup.__doc__)
+                         description=_doc(Dedup))
     _input_output(p, output_help="kept records (format from extension)")
     g = p.add_argument_group("exact duplicates (always)")
     g.add_argument("--lowercase", action="store_true", default=None,
@@ -192,7 +197,7 @@ def add_filter_parsers(verbs: Any) -> None:
     common(p)
 
     p = kinds.add_parser("score", help="keep records whose score lies in a band",
-                         description=ScoreFilter.__doc__)
+                         description=_doc(ScoreFilter))
     _input_output(p, output_help="kept records (format from extension)")
     p.add_argument("--scores", required=True, metavar="FILE",
                    help="score file with an 'index' column (from `entrosel score ...`)")

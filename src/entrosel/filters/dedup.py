@@ -13,14 +13,15 @@ near duplicate names an earlier record that is kept.
   reaches ``threshold`` (so LSH false positives are dropped). A record is removed when it is
   similar to an earlier kept record; chains (A~B, B~C, A!~C) do not remove C through B.
 
-Memory: RAM holds 18 bytes per record (digest, status, index) plus one chunk of text
-(4 MiB) with its hashes; the signatures (4 x ``num_perm`` bytes per record) and the band
-tables (8 bytes per band per record) go to files in a temporary folder (``work_dir``), and
-the candidates are found one band at a time, so at most one band's table (16 bytes per
-record while sorting) is in memory.
+Memory: RAM holds 26 bytes per record (digest, index, status, has-a-shingle flag), the
+removals, and one chunk of text (4 MiB) with its hashes; the signatures (4 x ``num_perm``
+bytes per record) and the band tables (8 bytes per band per record) go to files in a
+temporary folder (``work_dir``), and candidates are found one band at a time, so only one
+band's table is in memory (about 50 bytes per record while it is sorted and grouped).
 """
 from __future__ import annotations
 
+import array
 import hashlib
 import os
 import shutil
@@ -99,7 +100,7 @@ class Dedup(Filter):
         else:
             self.bands_, self.rows_ = lsh_params(self.threshold, self.num_perm)
         self._digests = bytearray()
-        self._index: list[int] = []
+        self._index = array.array("q")  # 8 bytes a record, not a Python int each
         if not self.near:
             return
         if self.work_dir is not None:
@@ -148,8 +149,8 @@ class Dedup(Filter):
             self._has_shingles += has.astype(np.uint8).tobytes()
 
     def _finish(self) -> None:
-        index = np.asarray(self._index, dtype=np.int64)
-        self._index = []
+        index = np.frombuffer(self._index, dtype=np.int64).copy()
+        self._index = array.array("q")
         removed = self._exact(index)
         self.exact_removed_ = int(removed.sum())
         self.near_removed_ = 0

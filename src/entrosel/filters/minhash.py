@@ -42,16 +42,25 @@ def _word_bytes(buf: np.ndarray) -> np.ndarray:
             | (buf == 95))
 
 
+def _power_table(base: int, n: int) -> np.ndarray:
+    """``base**i`` modulo 2**64 for i < n: an outer product of two short cumulative products
+    (one long ``cumprod`` is many times slower)."""
+    block = 4096
+    with np.errstate(over="ignore"):
+        low = np.ones(block, dtype=_U64)  # base**0 .. base**(block - 1)
+        low[1:] = np.cumprod(np.full(block - 1, base, dtype=_U64))
+        step = pow(base, block, 1 << 64)
+        high = np.ones(-(-n // block), dtype=_U64)
+        high[1:] = np.cumprod(np.full(len(high) - 1, step, dtype=_U64))
+        return np.multiply.outer(high, low).ravel()[:n]
+
+
 def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     """``BASE**i`` and ``BASE**-i`` modulo 2**64 for i < n (cached, grown on demand)."""
     if len(_powers_cache["pow"]) < n:
         size = max(n, 2 * len(_powers_cache["pow"]))
-        with np.errstate(over="ignore"):
-            for key, base in (("pow", _BASE), ("inv", _BASE_INV)):
-                p = np.empty(size, dtype=_U64)
-                p[0] = 1
-                p[1:] = np.cumprod(np.full(size - 1, base, dtype=_U64))
-                _powers_cache[key] = p
+        _powers_cache["pow"] = _power_table(_BASE, size)
+        _powers_cache["inv"] = _power_table(_BASE_INV, size)
     return _powers_cache["pow"][:n], _powers_cache["inv"][:n]
 
 
@@ -133,17 +142,16 @@ def lsh_params(threshold: float, num_perm: int, false_positive_weight: float = 0
     probability mass around ``threshold`` (datasketch's ``_optimal_param``, integrated on a
     fine grid instead of with SciPy)."""
     s = np.linspace(0.0, 1.0, 4001)
-    best, best_error = (1, 1), float("inf")
+    pairs = np.array([(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)])
+    with np.errstate(divide="ignore"):
+        # log(1 - s**r) for every r, then (1 - s**r)**b = exp(b log(1 - s**r)): no float pow
+        log_miss = np.log1p(-np.cumprod(np.tile(s, (num_perm, 1)), axis=0))
+    miss = np.exp(pairs[:, :1] * log_miss[pairs[:, 1] - 1])  # P(not a candidate | s), per (b, r)
     below, above = s <= threshold, s >= threshold
-    for b in range(1, num_perm + 1):
-        for r in range(1, num_perm // b + 1):
-            p = 1.0 - (1.0 - s ** r) ** b  # probability to become a candidate pair
-            fp = np.trapezoid(p[below], s[below])
-            fn = np.trapezoid(1.0 - p[above], s[above])
-            error = fp * false_positive_weight + fn * false_negative_weight
-            if error < best_error:
-                best, best_error = (b, r), error
-    return best
+    fp = np.trapezoid(1.0 - miss[:, below], s[below], axis=1)
+    fn = np.trapezoid(miss[:, above], s[above], axis=1)
+    best = int(np.argmin(fp * false_positive_weight + fn * false_negative_weight))  # first of ties
+    return int(pairs[best, 0]), int(pairs[best, 1])
 
 
 def band_hashes(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
