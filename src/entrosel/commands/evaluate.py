@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from entrosel.errors import InputError
+from entrosel.io.readers import INPUT_FORMATS
 from entrosel.evaluate.runner import Evaluator
 
 
@@ -101,7 +102,7 @@ def add_evaluate_parser(verbs: Any) -> None:
     measure.add_argument("--rank-candidates", type=int, default=4, metavar="K",
                          help="responses ranked per prompt, the true one included (default: 4)")
     g = p.add_argument_group("reading the input")
-    g.add_argument("--input-format", choices=("jsonl", "json", "csv", "parquet", "hf", "folder"))
+    g.add_argument("--input-format", choices=INPUT_FORMATS)
     text = g.add_mutually_exclusive_group()
     text.add_argument("--text-field", metavar="NAME", help="take each record's text from this field")
     text.add_argument("--template", metavar="TEMPLATE", help="render each record with a str.format template")

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from entrosel.io.readers import INPUT_FORMATS
 from entrosel.report.selection import selection_report
 
 
@@ -44,7 +45,7 @@ def add_report_parser(verbs: Any) -> None:
     p.add_argument("--tokenizer", metavar="PATH_OR_NAME",
                    help="count tokens with this tokenizer (default: whitespace-separated words)")
     g = p.add_argument_group("reading the input")
-    g.add_argument("--input-format", choices=("jsonl", "json", "csv", "parquet", "hf", "folder"))
+    g.add_argument("--input-format", choices=INPUT_FORMATS)
     text = g.add_mutually_exclusive_group()
     text.add_argument("--text-field", metavar="NAME", help="take each record's text from this field")
     text.add_argument("--template", metavar="TEMPLATE", help="render each record with a str.format template")
