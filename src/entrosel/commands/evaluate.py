@@ -72,7 +72,8 @@ def add_evaluate_parser(verbs: Any) -> None:
     p.add_argument("subsets", nargs="+", metavar="SUBSET")
     p.add_argument("--eval", action="append", nargs="+", metavar="EVAL", default=None,
                    help="held-out set(s): loss / ranking sets, or multiple-choice sets")
-    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="folder for results.json, results.csv, report.html and runs/ (reused by a rerun)")
     model = p.add_argument_group("the model")
     model.add_argument("--size", choices=("tiny", "small", "base"), default="tiny",
                        help="train the data probe's GPT-2 of this size from scratch (default: tiny)")
@@ -102,7 +103,8 @@ def add_evaluate_parser(verbs: Any) -> None:
     measure.add_argument("--rank-candidates", type=int, default=4, metavar="K",
                          help="responses ranked per prompt, the true one included (default: 4)")
     g = p.add_argument_group("reading the input")
-    g.add_argument("--input-format", choices=INPUT_FORMATS)
+    g.add_argument("--input-format", choices=INPUT_FORMATS,
+                   help="input format (default: from the extension; a folder is a HF dataset or a folder of shards)")
     text = g.add_mutually_exclusive_group()
     text.add_argument("--text-field", metavar="NAME", help="take each record's text from this field")
     text.add_argument("--template", metavar="TEMPLATE", help="render each record with a str.format template")

@@ -45,7 +45,8 @@ def add_report_parser(verbs: Any) -> None:
     p.add_argument("--tokenizer", metavar="PATH_OR_NAME",
                    help="count tokens with this tokenizer (default: whitespace-separated words)")
     g = p.add_argument_group("reading the input")
-    g.add_argument("--input-format", choices=INPUT_FORMATS)
+    g.add_argument("--input-format", choices=INPUT_FORMATS,
+                   help="input format (default: from the extension; a folder is a HF dataset or a folder of shards)")
     text = g.add_mutually_exclusive_group()
     text.add_argument("--text-field", metavar="NAME", help="take each record's text from this field")
     text.add_argument("--template", metavar="TEMPLATE", help="render each record with a str.format template")
