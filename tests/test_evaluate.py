@@ -16,7 +16,7 @@ import torch  # noqa: E402
 from entrosel.cli import main  # noqa: E402
 from entrosel.commands.evaluate import evaluate  # noqa: E402
 from entrosel.evaluate import runner, train  # noqa: E402
-from entrosel.evaluate.data import read_eval_set  # noqa: E402
+from entrosel.evaluate.data import read_eval_set, read_text_set  # noqa: E402
 from entrosel.evaluate.measures import Measures  # noqa: E402
 from entrosel.evaluate.train import IGNORE, pack_rows, scratch_gpt2, train_rows  # noqa: E402
 from entrosel.formats.render import Turn  # noqa: E402
@@ -143,6 +143,33 @@ def test_a_rerun_after_an_interrupt_skips_finished_runs_and_gives_the_same_resul
     other = runner.Evaluator(**{**options, "seeds": [1]})
     other.run([a], [held], tmp_path / "resumed")
     assert other.reused_runs == 0
+
+
+def test_epochs_and_a_tokenizer_of_its_own_data(tmp_path, real_exchanges, capsys):
+    sub = write_jsonl(tmp_path / "sub.jsonl", real_exchanges[:12])
+    pool = write_jsonl(tmp_path / "pool.jsonl", real_exchanges[100:160])
+    held = write_jsonl(tmp_path / "held.jsonl", real_exchanges[60:63])
+    torch.set_num_threads(1)
+    results = evaluate(sub, held, tmp_path / "o", epochs=2, tokenizer_data=pool, rank_prompts=0,
+                       device="cpu", progress=False)
+    row = results["subsets"][0]
+    rows = pack_rows(read_text_set(sub).samples, _pool_tokenizer(tmp_path / "o" / "runs"), 128)
+    assert row["trained_tokens"] == 2 * len(rows) * 128
+    assert results["tokenizer"].endswith(f"trained on {pool}")
+    assert main(["evaluate", str(sub), "--eval", str(pool), "--tokenizer-data", str(pool), "-o",
+                 str(tmp_path / "o2"), "--no-progress"]) == 2
+    assert re.search(r"pool\.jsonl: 60 of its 60 distinct records are also in the tokenizer's data",
+                     capsys.readouterr().err)
+    assert not (tmp_path / "o2").exists()
+
+
+def _pool_tokenizer(runs):
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    (path,) = runs.glob("tokenizer-*.json")
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(path.read_text()),
+                                   bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<pad>")
 
 
 def test_response_target_trains_only_on_assistant_tokens():

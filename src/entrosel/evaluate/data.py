@@ -134,9 +134,9 @@ def name_sets(sets: list[TextSet | ChoiceSet]) -> list[str]:
     return [_name(s.path, taken) for s in sets]
 
 
-def check_overlap(subsets: list[TextSet], evals: list[TextSet | ChoiceSet]) -> None:
-    """Refuse a held-out set that shares records (same rendered text) with a subset: its
-    loss would reward memorising them."""
+def check_overlap(subsets: list[TextSet], evals: list[TextSet | ChoiceSet], what: str = "the subset") -> None:
+    """Refuse a held-out set that shares records (same rendered text) with a subset (or
+    with ``what`` else is trained on): its loss would reward memorising them."""
     for ev in evals:
         if not isinstance(ev, TextSet):
             continue
@@ -145,4 +145,4 @@ def check_overlap(subsets: list[TextSet], evals: list[TextSet | ChoiceSet]) -> N
             shared = held.intersection(sub.texts)
             if shared:
                 raise InputError(f"{len(shared):,} of its {len(held):,} distinct records are also in "
-                                 f"the subset {sub.path}; held-out records must not be trained on", ev.path)
+                                 f"{what} {sub.path}; held-out records must not be trained on", ev.path)

@@ -92,6 +92,8 @@ class Evaluator:
                 raise InputError(f"--{name.replace('_', '-')} must be > 0, not {value}")
         if self.model is None:
             probe_size(self.size)
+        else:
+            self.model = str(self.model)  # a Path is welcome; the loader takes a string
         self.device = resolve_device(self.device)
 
     @property
@@ -171,7 +173,11 @@ class Evaluator:
         eval_sets = [read_eval_set(p, self._options) for p in evals]
         check_overlap(sub_sets, eval_sets)
         if self.tokenizer_data is not None:
-            check_overlap([read_text_set(self.tokenizer_data, self._options)], eval_sets)
+            if self.model is not None:
+                raise InputError("--tokenizer-data trains a tokenizer for the from-scratch model; "
+                                 "--model brings its own")
+            check_overlap([read_text_set(self.tokenizer_data, self._options)], eval_sets,
+                          "the tokenizer's data")
         if self.model is not None:
             self._lm, self._lm_tokenizer = self._load_model()
         settings = self.settings()
@@ -230,13 +236,18 @@ class Evaluator:
             rows.append({"subset": name, "path": sub.path, "records": len(sub), "tokens": packed.tokens,
                          "R": r, "runs": per_seed})
         results = summarise(rows, eval_sets, eval_names, options={
-            **{f.name: getattr(self, f.name) for f in fields(self)
+            **{f.name: _plain(getattr(self, f.name)) for f in fields(self)
                if f.init and f.name != "progress"},
             **settings, "seeds": list(self.seeds)}, tokenizer=tokenizer_note)
         results["seconds"] = time.perf_counter() - t0
         self.reused_runs = reused  # not in the results: a rerun must write the same file
         write_outputs(results, out)
         return results
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON holds it (paths as strings)."""
+    return str(value) if isinstance(value, Path) else value
 
 
 def _spec(size: str):
