@@ -1,6 +1,6 @@
 """Selecting toward a target: entrosel's dict, ncd and dsir against zip-fit and data-selection.
 
-    python benchmarks/bench_target.py                  # every part (about 5 minutes on 2 cores)
+    python benchmarks/bench_target.py                  # every part (15-20 minutes on 2 shared cores)
     python benchmarks/bench_target.py --part compare   # the side-by-side table
     python benchmarks/bench_target.py --part agree     # scores against zip-fit's and data-selection's
     python benchmarks/bench_target.py --part reach     # how far back the dict method's dictionary sees
