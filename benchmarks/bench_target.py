@@ -1,8 +1,8 @@
 """Selecting toward a target: entrosel's dict, ncd and dsir against zip-fit and data-selection.
 
     python benchmarks/bench_target.py                  # every part (15-20 minutes on 2 shared cores)
-    python benchmarks/bench_target.py --part compare   # the side-by-side table
-    python benchmarks/bench_target.py --part agree     # scores against zip-fit's and data-selection's
+    python benchmarks/bench_target.py --part compare   # the side-by-side table, then the scores
+                                                       # against zip-fit's and data-selection's own
     python benchmarks/bench_target.py --part reach     # how far back the dict method's dictionary sees
 
 The pool mixes three real sources: ShareGPT exchanges (``data/pool.jsonl``, or
