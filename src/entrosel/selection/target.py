@@ -274,6 +274,9 @@ class TargetSelector:
             wanted = dict(budget=k)
             shortlist = order[: math.ceil(self.candidates * k)]
         rows = self.index_[shortlist].tolist()
+        if not rows or not (self.budget_tokens or wanted.get("budget")):
+            self.selected_, self.tokens_ = [], (0 if self.budget_tokens is not None else None)
+            return self.selected_
         records = [r.data for r in pick_records(pool, rows, self.input_format)]
         zip_ = ZipSelector(compressor="zstd", workers=self.workers, text_field=self.text_field,
                            template=self.template, progress=self.progress, **wanted)
