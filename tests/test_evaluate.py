@@ -46,7 +46,7 @@ def degenerate_run(tmp_path_factory, real_exchanges):
     heldout = write_jsonl(d / "heldout.jsonl", held)
     mc = write_jsonl(d / "mc.jsonl", _mc_records())
     torch.set_num_threads(1)
-    results = evaluate([random_subset, degenerate], [heldout, mc], d / "out", tokens=12_288, seeds=[0, 1],
+    results = evaluate([random_subset, degenerate], [heldout, mc], d / "out", tokens=16_384, seeds=[0, 1],
                        rank_prompts=10, device="cpu", progress=False)
     return d, results
 
@@ -56,7 +56,7 @@ def test_degenerate_subset_ranks_clearly_below_random(degenerate_run):
     rnd, deg = results["subsets"]
     assert results["baseline"] == "random" and deg["subset"] == "degenerate"
     # equal work: the 250-record subset is cut, the 1,500 copies cycled, to the same tokens
-    assert rnd["trained_tokens"] == deg["trained_tokens"] == 12_288 // 128 * 128
+    assert rnd["trained_tokens"] == deg["trained_tokens"] == 16_384
     assert deg["records"] == 1500 and deg["R"] > 10 * rnd["R"]
     gap = deg["eval_loss"]["heldout"] - rnd["eval_loss"]["heldout"]
     assert gap > 0.1, gap
