@@ -1,23 +1,35 @@
 """entrosel: select training data for language models through the compression view of data."""
+import entrosel.evaluate as _evaluate_package  # noqa: F401  (loaded before the function of that name)
 from entrosel.commands.data import export_sharegpt
+from entrosel.commands.evaluate import evaluate
+from entrosel.commands.filter import filter_dedup, filter_length, filter_score
 from entrosel.commands.law import law_check, law_measure, law_report, law_track
 from entrosel.commands.measure import measure, measure_one
 from entrosel.commands.probe import probe_train, prune_pool
+from entrosel.commands.recipe import load_recipe, run_recipe
+from entrosel.commands.report import report as selection_report
 from entrosel.commands.score import compression_scores, score_compression, score_lm, score_words
 from entrosel.commands.select import select_by_score, select_zip_to_file, write_selection
 from entrosel.commands.sharded import merge_shards, score
+from entrosel.commands.target import select_target
 from entrosel.errors import InputError
+from entrosel.evaluate.runner import Evaluator
+from entrosel.filters import Dedup, LengthFilter, ScoreFilter
 from entrosel.formats import Renderer, RenderError, Serialization, render_text, serialize
 from entrosel.io import Record, Rejects, read_records, write_records
 from entrosel.scoring.compression import Compressor, compression_ratio
+from entrosel.scoring.conditional import LongMemory, conditional_size
+from entrosel.selection.target import TargetSelector
 from entrosel.selection.zip import ZipSelector, select_zip
 
 __version__ = "0.1.0"
 
-__all__ = ["Compressor", "InputError", "Record", "Rejects", "RenderError", "Renderer",
-           "Serialization", "ZipSelector", "compression_ratio", "compression_scores",
-           "export_sharegpt", "law_check", "law_measure", "law_report", "law_track", "measure",
-           "measure_one", "merge_shards", "probe_train", "prune_pool", "read_records",
-           "render_text", "score", "score_compression", "score_lm", "score_words",
-           "select_by_score", "select_zip", "select_zip_to_file", "serialize", "write_records",
-           "write_selection"]
+__all__ = ["Compressor", "Dedup", "Evaluator", "InputError", "LengthFilter", "LongMemory",
+           "Record", "Rejects", "RenderError", "Renderer", "ScoreFilter", "Serialization",
+           "TargetSelector", "ZipSelector", "compression_ratio", "compression_scores",
+           "conditional_size", "evaluate", "export_sharegpt", "filter_dedup", "filter_length",
+           "filter_score", "law_check", "law_measure", "law_report", "law_track", "load_recipe",
+           "measure", "measure_one", "merge_shards", "probe_train", "prune_pool", "read_records",
+           "render_text", "run_recipe", "score", "score_compression", "score_lm", "score_words",
+           "select_by_score", "select_target", "select_zip", "select_zip_to_file",
+           "selection_report", "serialize", "write_records", "write_selection"]
