@@ -9,6 +9,23 @@ import pytest
 
 from entrosel.io.sharegpt import sharegpt_records
 
+# The fast tier, `pytest -m unit`: every test but those that train or load a language
+# model, start Ray, run the command line in subprocesses, or open a browser. CI runs all.
+_NOT_UNIT_MODULES = {"test_ray", "test_ray_cluster", "test_lm", "test_probe", "test_evaluate",
+                     "test_report", "test_report_selection", "test_recipes", "test_properties"}
+_NOT_UNIT_TESTS = {"test_killed_run_resumes_byte_identical", "test_token_budget",
+                   "test_bad_records_stop_the_run_or_are_skipped_with_reasons",
+                   "test_measure_with_probe_gives_L", "test_lm_and_words_shards_merge_to_the_local_bytes",
+                   "test_cli_shard_for_slurm_arrays", "test_score_measure_select_end_to_end",
+                   "test_cli_prune_topk_band_random"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module not in _NOT_UNIT_MODULES and item.originalname not in _NOT_UNIT_TESTS:
+            item.add_marker(pytest.mark.unit)
+
 
 @pytest.fixture(scope="session")
 def real_exchanges() -> list[dict]:
