@@ -101,7 +101,7 @@ def run_rensa(pool: Path, work: Path) -> list[int]:
     removed = []
     for i, text in enumerate(texts_of(pool)):
         m = RMinHash(num_perm=NUM_PERM, seed=42)
-        m.update([s.decode() for s in shingles(text)])
+        m.update(list(shingles(text)))  # rensa takes bytes tokens as they are
         if not dedup.add(str(i), m):
             removed.append(i)
     return removed

@@ -358,7 +358,7 @@ def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
             upstream_fresh = upstream_fresh and marker is not None
             continue
         if marker is not None:
-            line = f"entrosel run: {step.label} cached: {marker['summary']}"
+            line = f"entrosel run: {step.label} cached -> {item.output}"
             cached += 1
         else:
             item.output.parent.mkdir(parents=True, exist_ok=True)
@@ -412,7 +412,7 @@ def add_run_parser(verbs: Any) -> None:
                                      + "). Each step's output is cached under the work folder "
                                        "by the hash of its input and options; a rerun resumes "
                                        "at the first unfinished step.")
-    p.add_argument("recipe", metavar="RECIPE.yaml")
+    p.add_argument("recipe", metavar="RECIPE.yaml", help="the recipe (e.g. recipes/sft-default.yaml)")
     p.add_argument("input", nargs="?", help="the pool (default: the recipe's input)")
     p.add_argument("-o", "--output", help="final records (default: the recipe's output)")
     p.add_argument("--work-dir", metavar="DIR",

@@ -28,7 +28,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
 
@@ -92,17 +92,20 @@ class Dedup(Filter):
             return super().fit(source, options, progress)
         finally:
             if self._tmp is not None:
+                for f in [getattr(self, "_sig_file", None), *getattr(self, "_band_files", [])]:
+                    if f is not None:
+                        f.close()
                 shutil.rmtree(self._tmp, ignore_errors=True)
 
     def _start(self, source: Source, options: InputOptions) -> None:
-        if self.bands is not None:
-            self.bands_, self.rows_ = self.bands, self.num_perm // self.bands
-        else:
-            self.bands_, self.rows_ = lsh_params(self.threshold, self.num_perm)
         self._digests = bytearray()
         self._index = array.array("q")  # 8 bytes a record, not a Python int each
         if not self.near:
             return
+        if self.bands is not None:
+            self.bands_, self.rows_ = self.bands, self.num_perm // self.bands
+        else:
+            self.bands_, self.rows_ = lsh_params(self.threshold, self.num_perm)
         if self.work_dir is not None:
             os.makedirs(self.work_dir, exist_ok=True)
         self._tmp = tempfile.mkdtemp(prefix="entrosel-dedup-", dir=self.work_dir)
@@ -250,7 +253,3 @@ class Dedup(Filter):
                                   f"(estimated Jaccard {float(sim[k]):.2f})",
                 duplicate_of=int(index[partner]), similarity=float(sim[k])))
         return count
-
-    def summary_params(self) -> dict[str, Any]:
-        """The LSH set-up actually used (after ``fit``)."""
-        return {"bands": self.bands_, "rows": self.rows_}
