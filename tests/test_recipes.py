@@ -95,6 +95,21 @@ def test_a_killed_run_resumes_at_the_first_unfinished_step(tmp_path, pool):
     assert (resumed.ran, resumed.cached, resumed.records) == (1, 4, 40)
 
 
+def test_a_report_step_reports_the_selection_against_the_pool(tmp_path, real_exchanges):
+    pytest.importorskip("matplotlib")
+    pool = write_jsonl(tmp_path / "pool.jsonl", real_exchanges[:30] + real_exchanges[:5])
+    text = "steps:\n  - filter dedup: {}\n  - report: {format: md}\n"
+    out = tmp_path / "sft.jsonl"
+    result = run_recipe(recipe_file(tmp_path, text), pool, out)
+    page = Path(f"{out}.steps") / "02-report.md"
+    assert result.lines[-1].startswith("entrosel report: ") and page.exists()
+    # the report passes the records on: the output is the dedup step's 30 distinct records
+    assert result.records == 30 and out.read_bytes() == (Path(f"{out}.steps") / "01-filter-dedup.jsonl").read_bytes()
+    table = page.read_text()
+    assert "| records | 30 | 35 |" in table and "| exact duplicates (records) | 0 | 5 |" in table
+    assert run_recipe(recipe_file(tmp_path, text), pool, out).cached == 2
+
+
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, pool, capsys):
     out = tmp_path / "sft.jsonl"
     assert main(["run", str(recipe_file(tmp_path)), str(pool), "-o", str(out), "--dry-run"]) == 0
@@ -133,6 +148,8 @@ def test_cli_run_ends_with_one_summary_line(tmp_path, pool, capsys):
      "step 1 (select zip): budget must be an integer >= 0, not 'ten'"),
     ("steps:\n  - score compression: {compressor: gzip}\n", 2,
      "step 1 (score compression): compressor must be one of zlib, zstd, lzma, not 'gzip'"),
+    ("steps:\n  - filter length: {min_chars: 10}\n  - report: {format: pdf}\n", 3,
+     "step 2 (report): format must be one of html, md, not 'pdf'"),
     ("steps:\n  - filter length: [min_chars, 10]\n", 2, "step 1 (filter length): options must be a mapping"),
     ("inptu: x.jsonl\nsteps:\n  - filter dedup:\n", 1, "unknown key 'inptu'"),
     ("steps: []\n", 1, "'steps' must be a list of steps"),

@@ -16,8 +16,9 @@ under ``work_dir`` (default ``OUTPUT.steps/``) with a completion marker holding 
 its input's content, its options and the reading options. A rerun skips every step whose
 marker matches and resumes at the first unfinished one; changed options or data rerun that
 step and the ones after it. ``score compression`` writes a score file (the next
-``filter score`` uses it unless it names ``scores``) and passes the records on unchanged.
-The last records are copied to ``output``.
+``filter score`` uses it unless it names ``scores``) and ``report`` the selection report of
+the records so far against the recipe's input; both pass the records on unchanged. The last
+records are copied to ``output``.
 """
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ class Step:
 @dataclass(frozen=True)
 class StepKind:
     """What a step of this kind accepts (``constraints``), checks across options, writes
-    (``records`` or ``scores``) and runs (``run(input, output, step, recipe) -> summary line``)."""
+    (``records``, ``scores`` or a ``report``) and runs (``run(input, output, step, recipe) -> summary line``)."""
 
     constraints: dict[str, Param]
     makes: str
@@ -139,12 +140,33 @@ def _run_zip(input: Path, output: Path, step: Step, recipe: Recipe) -> str:
             f"{len(selector.round_timings_)} rounds in {s.seconds:.1f}s -> {output}")
 
 
+_REPORT = {"by": Param(str), "tokenizer": Param(str), "format": Param(str, choices=("html", "md"))}
+
+
+def _check_report(options: dict[str, Any]) -> None:
+    from entrosel.report.selection import pyplot
+
+    pyplot("the report step")  # the [report] extra, checked before any step runs
+
+
+def _run_report(input: Path, output: Path, step: Step, recipe: Recipe) -> str:
+    from entrosel.report.selection import selection_report
+
+    t0 = time.perf_counter()
+    options = {k: v for k, v in step.options.items() if k != "format"}
+    reading = {k: v for k, v in recipe.reading.items() if k != "on_error"}
+    selection_report(input, output, **options, **reading)
+    return (f"entrosel {step.kind}: {input} against {step.options['pool']} in "
+            f"{time.perf_counter() - t0:.1f}s -> {output}")
+
+
 STEPS: dict[str, StepKind] = {
     "filter length": _filter_kind("length"),
     "filter dedup": _filter_kind("dedup"),
     "filter score": _filter_kind("score"),
     "score compression": StepKind(_COMPRESSION, "scores", _check_compression, _run_score),
     "select zip": StepKind(_ZIP, "records", _check_zip, _run_zip),
+    "report": StepKind(_REPORT, "report", _check_report, _run_report),
 }
 
 
@@ -271,7 +293,8 @@ class PlannedStep:
     input: Path
     output: Path
     marker: Path
-    scores: Path | None = None
+    # files the step also reads, by option name (filter score: scores; report: pool)
+    extras: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -292,14 +315,17 @@ def _plan(recipe: Recipe, input: Path, work: Path) -> list[PlannedStep]:
     planned, current, scores = [], input, None
     for step in recipe.steps:
         kind = STEPS[step.kind]
-        out = work / (step.stem + (".scores.jsonl" if kind.makes == "scores" else suffix))
+        ending = {"scores": ".scores.jsonl", "report": "." + step.options.get("format", "html")}
+        out = work / (step.stem + ending.get(kind.makes, suffix))
         item = PlannedStep(step, current, out, work / (step.stem + ".done.json"))
         if step.kind == "filter score":
-            item.scores = Path(step.options["scores"]) if "scores" in step.options else scores
+            item.extras["scores"] = Path(step.options["scores"]) if "scores" in step.options else scores
+        if step.kind == "report":  # the selection against the pool it came from
+            item.extras["pool"] = input
         planned.append(item)
         if kind.makes == "scores":
             scores = out
-        else:
+        elif kind.makes == "records":
             current = out
     return planned
 
@@ -309,8 +335,8 @@ def _fingerprint(item: PlannedStep, recipe: Recipe) -> str:
 
     blob = {"step": item.step.kind, "options": item.step.options, "reading": recipe.reading,
             "input": content_hash(item.input), "version": __version__}
-    if item.scores is not None:
-        blob["scores"] = content_hash(item.scores)
+    for name, path in item.extras.items():
+        blob[name] = content_hash(path)
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
@@ -363,8 +389,7 @@ def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
         else:
             item.output.parent.mkdir(parents=True, exist_ok=True)
             scoped = Step(step.number, step.kind, dict(step.options), step.line, step.option_lines)
-            if item.scores is not None:
-                scoped.options["scores"] = str(item.scores)
+            scoped.options.update({name: str(path) for name, path in item.extras.items()})
             line = STEPS[step.kind].run(item.input, item.output, scoped, recipe)
             fingerprint = fingerprint or _fingerprint(item, recipe)
             with atomic_path(item.marker) as tmp:
