@@ -98,16 +98,16 @@ def test_a_killed_run_resumes_at_the_first_unfinished_step(tmp_path, pool):
 def test_a_report_step_reports_the_selection_against_the_pool(tmp_path, real_exchanges):
     pytest.importorskip("matplotlib")
     pool = write_jsonl(tmp_path / "pool.jsonl", real_exchanges[:30] + real_exchanges[:5])
-    text = "steps:\n  - filter dedup: {}\n  - report: {format: md}\n"
+    text = "steps:\n  - filter dedup: {}\n  - report: {format: md}\n  - filter length: {min_chars: 1}\n"
     out = tmp_path / "sft.jsonl"
     result = run_recipe(recipe_file(tmp_path, text), pool, out)
     page = Path(f"{out}.steps") / "02-report.md"
-    assert result.lines[-1].startswith("entrosel report: ") and page.exists()
-    # the report passes the records on: the output is the dedup step's 30 distinct records
+    assert result.lines[1].startswith("entrosel report: ") and page.exists()
+    # the report passes the records on: the next step reads the dedup step's 30 records
     assert result.records == 30 and out.read_bytes() == (Path(f"{out}.steps") / "01-filter-dedup.jsonl").read_bytes()
     table = page.read_text()
     assert "| records | 30 | 35 |" in table and "| exact duplicates (records) | 0 | 5 |" in table
-    assert run_recipe(recipe_file(tmp_path, text), pool, out).cached == 2
+    assert run_recipe(recipe_file(tmp_path, text), pool, out).cached == 3
 
 
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, pool, capsys):
