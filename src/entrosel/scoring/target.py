@@ -1,4 +1,4 @@
-"""How close pool records are to a target set: three scores (``shared/ALGORITHMS.md`` section 7).
+"""How close pool records are to a target set: three scores (``docs/algorithms.md`` section 7).
 
 - **dict** (entrosel's): ``alignment(x) = 1 - C(x | T) / C(x)``, the target ``T`` digested
   once as a raw-content zstd dictionary (:mod:`entrosel.scoring.conditional`): one

@@ -1,4 +1,4 @@
-"""Select toward a target: the pool records closest to a set of examples (``ALGORITHMS.md`` 7).
+"""Select toward a target: the pool records closest to a set of examples (``docs/algorithms.md`` section 7).
 
 ``TargetSelector(method=...).fit(target)`` reads the target; ``score(pool)`` gives every
 readable pool record its score (``dict``, ``ncd``: alignment, higher is closer; ``dsir``: the

@@ -1,0 +1,33 @@
+"""docs/cli.md lists every option of every verb, as the parser has them."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "cli_doc.py"
+
+
+def _cli_doc():
+    spec = importlib.util.spec_from_file_location("cli_doc", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_options_page_is_what_the_parser_says():
+    doc = _cli_doc()
+    assert doc.PAGE.read_text() == doc.render(), "run: python scripts/cli_doc.py"
+
+
+def test_every_option_has_help_and_appears_once_per_verb():
+    import argparse
+
+    doc = _cli_doc()
+    for command, parser in doc._commands(doc.build_parser()):
+        seen = set()
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction) or not action.option_strings:
+                continue
+            assert action.help, f"{command} {action.option_strings[0]} has no help text"
+            assert action.dest not in seen or action.dest == "largest", (command, action.dest)
+            seen.add(action.dest)
