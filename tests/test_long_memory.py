@@ -65,7 +65,7 @@ def test_evaluator_ratios_follow_the_definition(real_exchanges):
     texts = _texts(real_exchanges[:60])
     framing = Serialization("text").framing
     with Pool.from_items(texts) as pool:
-        ev = ConditionalEvaluator(pool.items.open(), framing, 3)
+        ev = ConditionalEvaluator(pool.items.open(), framing, LongMemory().level)
         cands = list(range(40, 60))
         own = ev.ratios(cands)
         assert own.tolist() == [len(texts[i]) / LongMemory().size(texts[i]) for i in cands]
@@ -111,7 +111,8 @@ def test_long_memory_does_not_repick_planted_copies(real_exchanges, serialize):
     zstd_picks = select_zip(pool, 200, compressor="zstd", **options)
     zlib_picks = select_zip(pool, 200, **options)
     assert sum(len(render_text(pool[i])) for i in zstd_picks) > 4 * 32 * 1024
-    assert _repeats(pool, zstd_picks) <= 1
+    # (with the anchor cut to zlib's 32 KiB this picks 8 in text and 10 in repr)
+    assert _repeats(pool, zstd_picks) <= 2
     assert _repeats(pool, zlib_picks) >= 5
 
 
