@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from entrosel.errors import InputError
 from entrosel.formats.render import Turn
-from entrosel.probe.train import ProbeSize, _torch_and_gpt2
+from entrosel.probe.train import ProbeSize, _torch_and_gpt2, warmup_cosine
 from entrosel.progress import Progress
 from entrosel.scoring.lm import LMScorer
 
@@ -126,14 +126,7 @@ def train_rows(model: Any, rows: Rows, total_rows: int, *, learning_rate: float,
     first_pass = math.ceil(min(len(rows), total_rows) / batch_size)
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    warmup = max(1, int(0.05 * steps))
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = warmup_cosine(optimizer, steps)
     losses: list[float] = []
     t0 = time.perf_counter()
     with Progress(description, total=steps, unit=" steps", enabled=progress) as bar:

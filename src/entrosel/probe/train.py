@@ -96,6 +96,20 @@ def pack_blocks(texts: list[str], tokenizer, context: int, max_blocks: int | Non
     return blocks, n_tokens
 
 
+def warmup_cosine(optimizer, total_steps: int):
+    """The probe's learning-rate schedule over ``total_steps``: a linear warm-up over the
+    first 5%, then a cosine decay to zero."""
+    torch, _, _ = _torch_and_gpt2()
+    warmup = max(1, int(0.05 * total_steps))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
 def train_model(blocks, tokenizer, spec: ProbeSize, *, epochs: int = 1, seed: int = 0,
                 learning_rate: float | None = None, batch_size: int | None = None,
                 device: str = "cpu", progress: bool | None = None):
@@ -119,14 +133,7 @@ def train_model(blocks, tokenizer, spec: ProbeSize, *, epochs: int = 1, seed: in
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     steps_per_epoch = math.ceil(n_blocks / bs)
     total = steps_per_epoch * epochs
-    warmup = max(1, int(0.05 * total))
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = warmup_cosine(optimizer, total)
     generator = torch.Generator().manual_seed(seed)
     losses: list[float] = []
     epoch_losses: list[float] = []
