@@ -200,3 +200,17 @@ def test_failed_write_leaves_no_output(tmp_path):
         write_records(records(), out)
     assert out.read_text() == "previous\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+
+
+@pytest.mark.parametrize("ext", ["jsonl.gz", "json.gz", "csv.gz"])
+def test_gzipped_outputs_are_written_as_they_are_read(tmp_path, ext):
+    import gzip
+
+    from entrosel.io import read_records, write_records
+
+    records = [{"id": f"r{i}", "text": f"héllo {i}"} for i in range(4)]
+    out = tmp_path / f"out.{ext}"
+    assert write_records(records, out) == 4
+    assert gzip.open(out).read(1) in (b"{", b"[", b"i")  # really gzip, and the format inside
+    assert [r.data["text"] for r in read_records(out)] == [r["text"] for r in records]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no temporary left

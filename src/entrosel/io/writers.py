@@ -54,26 +54,24 @@ def write_records(records: Iterable[Record | Mapping[str, Any]], path: str | Pat
         raise InputError(f"unknown output format {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
     with atomic_path(path) as tmp:
         if fmt in _GZIP_FORMATS and _gzipped(path):
-            # written plain beside the target, then compressed into place: the writers stay simple
-            plain = tmp.with_name(tmp.name + ".plain")
-            try:
-                n = _WRITERS[fmt](records, plain, like)
-                with open(plain, "rb") as src, gzip.open(tmp, "wb") as dst:
-                    while block := src.read(1 << 20):
-                        dst.write(block)
-            finally:
-                plain.unlink(missing_ok=True)
-            return n
+            return _WRITERS[fmt](records, tmp, like, gz=True)
         return _WRITERS[fmt](records, tmp, like)
+
+
+def _open(path: Path, mode: str, gz: bool, **text):
+    """``path`` opened for writing, gzip-compressed when ``gz`` (text modes as ``open``)."""
+    if gz:
+        return gzip.open(path, mode if "b" in mode else mode + "t", **text)
+    return open(path, mode, **text)
 
 
 def _data(record: Record | Mapping[str, Any]) -> Mapping[str, Any]:
     return record.data if isinstance(record, Record) else record
 
 
-def _write_jsonl(records, path: Path, like) -> int:
+def _write_jsonl(records, path: Path, like, gz: bool = False) -> int:
     n = 0
-    with open(path, "wb") as f:
+    with _open(path, "wb", gz) as f:
         for r in records:
             if isinstance(r, Record) and r.raw is not None:
                 f.write(r.raw)
@@ -84,9 +82,9 @@ def _write_jsonl(records, path: Path, like) -> int:
     return n
 
 
-def _write_json(records, path: Path, like) -> int:
+def _write_json(records, path: Path, like, gz: bool = False) -> int:
     n = 0
-    with open(path, "w", encoding="utf-8") as f:
+    with _open(path, "w", gz, encoding="utf-8") as f:
         f.write("[")
         for r in records:
             f.write(",\n" if n else "\n")
@@ -104,12 +102,12 @@ def _csv_cell(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _write_csv(records, path: Path, like) -> int:
+def _write_csv(records, path: Path, like, gz: bool = False) -> int:
     rows = [_data(r) for r in records]
     fields: dict[str, None] = {}
     for row in rows:
         fields.update(dict.fromkeys(row))
-    with open(path, "w", encoding="utf-8", newline="") as f:
+    with _open(path, "w", gz, encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(fields)
         for row in rows:
