@@ -175,10 +175,6 @@ class ConditionalEvaluator:
         costs = np.asarray(self._digest().sizes(framed), dtype=np.float64)
         return (len(self._anchor) + lengths) / (self._cost + costs)
 
-    @property
-    def anchor_bytes(self) -> int:
-        return len(self._anchor)
-
 
 def resolve_strategy(compressor: Compressor, strategy: str = "auto") -> str:
     """``auto``: ``live`` for zlib (exact and fast), ``conditional`` (long memory) for zstd,

@@ -77,17 +77,16 @@ class LongMemory:
         return 1 << (MAX_TABLE_LOG + 1)
 
     @cached_property
-    def _plain(self) -> Any:
-        # without a dictionary zstd sizes the tables to each input itself
-        return zstd_module().ZstdCompressor(compression_params=self.params(0))
+    def _alone(self) -> "DigestedAnchor":
+        return DigestedAnchor(b"", self)
 
     def size(self, data: bytes) -> int:
         """``C(data)``: its compressed size with no anchor, frame header excluded."""
-        return len(self._plain.compress(data)) - FRAME_HEADER
+        return self._alone.size(data)
 
     def digest(self, anchor: bytes) -> "DigestedAnchor":
         """``anchor`` digested once, to compute ``C(x | anchor)`` for many ``x``."""
-        return DigestedAnchor(anchor, self)
+        return DigestedAnchor(anchor, self) if anchor else self._alone
 
 
 class DigestedAnchor:
@@ -95,11 +94,10 @@ class DigestedAnchor:
 
     def __init__(self, anchor: bytes, memory: LongMemory) -> None:
         self.memory = memory
-        self.anchor_bytes = len(anchor)
-        if not anchor:
-            self._compressor = None
-            return
         zstd = zstd_module()
+        if not anchor:  # no dictionary: zstd sizes the tables to each input itself
+            self._compressor = zstd.ZstdCompressor(compression_params=memory.params(0))
+            return
         params = memory.params(len(anchor))
         dictionary = zstd.ZstdCompressionDict(bytes(anchor), dict_type=zstd.DICT_TYPE_RAWCONTENT)
         dictionary.precompute_compress(compression_params=params)
@@ -112,8 +110,7 @@ class DigestedAnchor:
     def sizes(self, datas: Iterable[bytes]) -> list[int]:
         """``C(x | anchor)`` for each ``x`` of ``datas`` (one call for many: no per-item
         Python overhead beyond zstd's own)."""
-        compressor = self._compressor if self._compressor is not None else self.memory._plain
-        compress = compressor.compress
+        compress = self._compressor.compress
         return [len(compress(x)) - FRAME_HEADER for x in datas]
 
 

@@ -17,6 +17,7 @@ See ``docs/zip.md``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sys
 import time
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ class ZipSelector:
     k2: int = 200
     k3: int = 100
     serialize: str = "text"
-    level: int | None = None  # None: the compressor's default (zlib 9, zstd 3)
+    level: int | None = None  # None: the compressor's default (zlib 9, zstd 1)
     compressor: str = "zlib"
     workers: int | None = None
     input_format: str | None = None
@@ -198,8 +199,8 @@ class ZipSelector:
         else:
             # one extension per round, as the run made them: a long-memory anchor's C(A)
             # depends on how it was built
-            for r in range(1, state.round + 1):
-                group.extend("selected", [p for p, rr in zip(state.selected, state.rounds) if rr == r])
+            for _, picks in itertools.groupby(zip(state.selected, state.rounds), key=lambda pr: pr[1]):
+                group.extend("selected", [p for p, _ in picks])
         self.initial_scoring_s_ = time.perf_counter() - t0
         self._reach = self._memory_reach(pool)
 
@@ -279,20 +280,21 @@ class ZipSelector:
             self._check_reach([p for p, _ in picked], "a round's picks (stage 3)",
                               "repeats within a round")
 
-    def _memory_reach(self, pool: Pool) -> tuple[int, np.ndarray] | None:
-        """zstd's reach and the pool's item sizes, when ratios are conditional (long memory)."""
+    def _memory_reach(self, pool: Pool) -> tuple[int, int, np.ndarray] | None:
+        """zstd's reach, its level and the pool's item sizes, when ratios are conditional
+        (long memory)."""
         compressor = Compressor(self.compressor, self.level)
         if resolve_strategy(compressor, self.strategy) != "conditional":
             return None
-        return LongMemory(compressor.level).reach_bytes, pool.sizes
+        return LongMemory(compressor.level).reach_bytes, compressor.level, pool.sizes
 
     def _check_reach(self, positions: list[int], what: str, lost: str) -> None:
-        reach, sizes = self._reach
+        reach, level, sizes = self._reach
         held = int(sizes[positions].sum()) if positions else 0
         if held <= reach or any(what in note for note in self.notes_):
             return
         note = (f"long-memory ZIP: {what} holds {held / 2**20:.1f} MiB, past zstd's reach of "
-                f"{reach / 2**20:.0f} MiB at level {self.level or Compressor('zstd').level}: "
+                f"{reach / 2**20:.0f} MiB at level {level}: "
                 f"{lost} further back are no longer seen" +
                 ("; --level 5 or higher reaches 32 MiB" if reach < 32 << 20 else ""))
         self.notes_.append(note)
