@@ -36,7 +36,8 @@ def _input_output(p: argparse.ArgumentParser, input_help: str | None = None,
                    help=output_help or "where to write the result (format from the extension)")
 
 
-def _input_options(parser: argparse.ArgumentParser) -> None:
+def _input_options(parser: argparse.ArgumentParser, on_error: bool = True) -> None:
+    """How to read the input; ``on_error=False`` for verbs that refuse any bad record."""
     g = parser.add_argument_group("reading the input")
     g.add_argument("--input-format", choices=INPUT_FORMATS,
                    help="input format (default: from the extension; a folder is a HF dataset, or a "
@@ -45,6 +46,8 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
     text.add_argument("--text-field", metavar="NAME", help="take each record's text from this field")
     text.add_argument("--template", metavar="TEMPLATE",
                       help="render each record with a str.format template, e.g. '{instruction}\\n{output}'")
+    if not on_error:
+        return
     g.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="on a bad record: stop with file:line: reason (raise, default), or skip it "
                         "and write it to OUTPUT.rejects.jsonl (skip)")

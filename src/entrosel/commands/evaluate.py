@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from entrosel.errors import InputError
-from entrosel.io.readers import INPUT_FORMATS
 from entrosel.evaluate.runner import Evaluator
 
 
@@ -59,6 +58,8 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
 def add_evaluate_parser(verbs: Any) -> None:
     """The ``evaluate`` sub-command (cli.py adds it with one line)."""
+    from entrosel.cli import _device_option, _input_options  # cli.py imports this module late
+
     p = verbs.add_parser(
         "evaluate", help="which subset trains the better model? train on each, compare on held-out sets",
         description="For each SUBSET, train the same model the same way (same tokenizer, work, "
@@ -93,7 +94,7 @@ def add_evaluate_parser(verbs: Any) -> None:
                       help="train and measure on all tokens, or only the assistant turns (SFT loss)")
     work.add_argument("--seeds", type=_seeds, default=[0], metavar="S,S,...",
                       help="training seeds; each subset is trained once per seed (default: 0)")
-    work.add_argument("--device", default="auto", help="cpu, cuda or auto (default); bfloat16 on GPU")
+    _device_option(work)  # bfloat16 on GPU
     work.add_argument("--learning-rate", type=float, help="peak learning rate (default: by size; 5e-5 with --model)")
     work.add_argument("--batch-size", type=int, help="rows per step (default: 16; 8 with --model)")
     work.add_argument("--context", type=int, help="with --model: tokens per row (default: 512)")
@@ -102,12 +103,7 @@ def add_evaluate_parser(verbs: Any) -> None:
                          help="response ranking on the first N prompts of each set (default: 100; 0: off)")
     measure.add_argument("--rank-candidates", type=int, default=4, metavar="K",
                          help="responses ranked per prompt, the true one included (default: 4)")
-    g = p.add_argument_group("reading the input")
-    g.add_argument("--input-format", choices=INPUT_FORMATS,
-                   help="input format (default: from the extension; a folder is a HF dataset or a folder of shards)")
-    text = g.add_mutually_exclusive_group()
-    text.add_argument("--text-field", metavar="NAME", help="take each record's text from this field")
-    text.add_argument("--template", metavar="TEMPLATE", help="render each record with a str.format template")
+    _input_options(p, on_error=False)
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None,
                    help="hide the progress bars and per-run lines")
     p.set_defaults(run=lambda a: _cmd_evaluate(_flatten(a)))

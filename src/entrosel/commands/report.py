@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from entrosel.io.readers import INPUT_FORMATS
 from entrosel.report.selection import selection_report
 
 
@@ -27,6 +26,8 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 def add_report_parser(verbs: Any) -> None:
     """The ``report`` sub-command (cli.py adds it with one line)."""
+    from entrosel.cli import _input_options  # cli.py imports this module late
+
     p = verbs.add_parser(
         "report", help="what a selection holds: lengths, duplicates, R, scores, composition",
         description="Report on SUBSET, against --pool when given: records and tokens, length "
@@ -44,10 +45,5 @@ def add_report_parser(verbs: Any) -> None:
     p.add_argument("--by", metavar="FIELD", help="composition by this record field, e.g. source")
     p.add_argument("--tokenizer", metavar="PATH_OR_NAME",
                    help="count tokens with this tokenizer (default: whitespace-separated words)")
-    g = p.add_argument_group("reading the input")
-    g.add_argument("--input-format", choices=INPUT_FORMATS,
-                   help="input format (default: from the extension; a folder is a HF dataset or a folder of shards)")
-    text = g.add_mutually_exclusive_group()
-    text.add_argument("--text-field", metavar="NAME", help="take each record's text from this field")
-    text.add_argument("--template", metavar="TEMPLATE", help="render each record with a str.format template")
+    _input_options(p, on_error=False)
     p.set_defaults(run=_cmd_report)
