@@ -84,7 +84,9 @@ def _compression_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--serialize", choices=SERIALIZATIONS, default="text",
                    help="text: rendered text of each record, joined by a blank line (default); "
                         "repr: str(list_of_records) as the official ZIP.py")
-    g.add_argument("--compressor", choices=COMPRESSORS, default="zlib", help="default: zlib (the paper's)")
+    g.add_argument("--compressor", choices=COMPRESSORS, default="zlib",
+                   help="zlib (default, the paper's), zstd (in select zip: long-memory ZIP, which "
+                        "remembers the whole selection; docs/zip.md) or lzma")
     g.add_argument("--level", type=int, default=None, help=LEVEL_HELP)
 
 
