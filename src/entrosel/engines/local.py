@@ -8,14 +8,22 @@ Two shapes of work run here:
   (see :mod:`entrosel.scoring.anchored`) over the shared pool. Anchor updates are
   broadcast (each worker keeps its own live compressor in sync); candidates are dealt
   out among workers and their ratios gathered back in order.
+
+A worker process that dies (``kill -9``, the out-of-memory killer) never leaves the run
+waiting: :func:`ordered_map` raises :class:`WorkerDied`; :class:`EvaluatorGroup` starts a
+fresh worker, replays its anchors' updates and repeats the call (a bounded number of times),
+so the selection is the one an undisturbed run makes.
 """
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
 import signal
+import sys
+import traceback
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -25,6 +33,35 @@ from entrosel.formats.serialize import Framing
 from entrosel.pool import OpenItems, PoolItems
 from entrosel.scoring.anchored import AnchoredEvaluator, make_evaluator
 from entrosel.scoring.compression import Compressor
+
+
+# A dead worker is replaced at most this many times per worker of a group; a worker that
+# keeps dying (memory too small for it) ends the run instead of looping.
+_MAX_RESTARTS = 3
+# How long a wait for a worker's answer lasts before checking that the worker still lives.
+_ALIVE_CHECK_S = 1.0
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended without finishing its work (killed, or out of memory).
+
+    Not a fault of the input nor a bug of entrosel: the same run, repeated, succeeds.
+    """
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """How a process ended, from :attr:`multiprocessing.Process.exitcode`: a phrase that
+    follows "worker process PID"."""
+    if exitcode is None:
+        return "ended (exit status unknown)"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "an unknown signal"
+        oom = ", as the out-of-memory killer does" if -exitcode == signal.SIGKILL else ""
+        return f"was killed by {name} (signal {-exitcode}{oom})"
+    return f"exited with code {exitcode}"
 
 
 def default_workers() -> int:
@@ -50,19 +87,41 @@ def _ignore_sigint() -> None:
 
 
 def ordered_map(fn: Callable[[Any], Any], chunks: Iterable[Any], workers: int | None = None) -> Iterator[Any]:
-    """``map(fn, chunks)`` over ``workers`` processes, in order, at most 2 chunks per worker in flight."""
+    """``map(fn, chunks)`` over ``workers`` processes, in order, at most 2 chunks per worker in flight.
+
+    Raises :class:`WorkerDied` if a worker process is killed.
+    """
     n = resolve_workers(workers)
     if n == 1:
         yield from map(fn, chunks)
         return
     with ProcessPoolExecutor(n, initializer=_ignore_sigint) as ex:
         pending: deque = deque()
-        for chunk in chunks:
-            pending.append(ex.submit(fn, chunk))
-            if len(pending) >= 2 * n:
+        try:
+            for chunk in chunks:
+                pending.append(ex.submit(fn, chunk))
+                if len(pending) >= 2 * n:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        except BrokenProcessPool as e:
+            if e.__cause__ is not None:  # a result that could not be sent back: a bug
+                raise
+            raise WorkerDied(f"{_pool_casualty(ex)}; the run stopped and can be repeated") from None
+
+
+def _pool_casualty(ex: ProcessPoolExecutor) -> str:
+    """Which of ``ex``'s workers died and how, as far as can be told."""
+    # The executor keeps its processes only privately; once one dies it terminates the
+    # others (SIGTERM), so the casualty is the one that ended otherwise.
+    processes = list((getattr(ex, "_processes", None) or {}).values())
+    ended = [p for p in processes if p.exitcode is not None]
+    for p in ended:
+        if p.exitcode != -signal.SIGTERM:
+            return f"worker process {p.pid} {describe_exit(p.exitcode)}"
+    if ended:
+        return f"worker process {ended[0].pid} {describe_exit(ended[0].exitcode)}"
+    return "a worker process died"
 
 
 class Evaluators:
@@ -86,6 +145,13 @@ class Evaluators:
         raise ValueError(f"unknown command {command!r}")
 
 
+class _WorkerFailure:
+    """What a worker sends back in place of a result when a command raised: the traceback."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 def _worker_main(conn, args) -> None:
     _ignore_sigint()
     parent = os.getppid()
@@ -103,7 +169,13 @@ def _worker_main(conn, args) -> None:
         if message is None:
             return
         command, anchor, payload = message
-        result = evaluators.run(command, anchor, payload)
+        try:
+            result = evaluators.run(command, anchor, payload)
+        except Exception:
+            # A bug, not a death: tell the parent (its next receive reads this) so that it
+            # raises it instead of restarting a worker that would fail the same way.
+            conn.send(_WorkerFailure(traceback.format_exc()))
+            return
         if command == "ratios":
             conn.send(result)
 
@@ -112,45 +184,126 @@ class EvaluatorGroup:
     """Anchored evaluators spread over ``workers`` processes (in this process when 1).
 
     Results do not depend on the number of workers: every worker computes exact ratios,
-    only which worker computes which candidate changes.
+    only which worker computes which candidate changes. A worker that dies is replaced by
+    a fresh one brought to the same state (the anchors' updates since their last reset,
+    replayed call by call) and its share of the call is asked again; after
+    ``_MAX_RESTARTS`` replacements per worker, :class:`WorkerDied` ends the run.
     """
 
     def __init__(self, items: PoolItems, framing: Framing, compressor: Compressor,
                  strategy: str = "auto", anchors: Sequence[str] = ("selected", "batch"),
                  workers: int | None = None) -> None:
         self.workers = resolve_workers(workers)
-        args = (items, framing, compressor, strategy, tuple(anchors))
+        self._args = (items, framing, compressor, strategy, tuple(anchors))
         self._local: Evaluators | None = None
         self._conns: list = []
         self._procs: list = []
+        # each anchor's extensions since its last reset, one list per call: a long-memory
+        # anchor's C(A) depends on how it was built, so a replay repeats the calls one by one
+        self._log: dict[str, list[list[int]]] = {a: [] for a in anchors}
+        self.restarts = 0
         if self.workers == 1:
-            self._local = Evaluators(*args)
+            self._local = Evaluators(*self._args)
             return
-        ctx = mp.get_context()
         try:
             for _ in range(self.workers):
-                parent, child = ctx.Pipe()
-                proc = ctx.Process(target=_worker_main, args=(child, args), daemon=True)
-                proc.start()
-                child.close()
-                self._conns.append(parent)
+                conn, proc = self._start()
+                self._conns.append(conn)
                 self._procs.append(proc)
         except BaseException:
             self.close()
             raise
 
+    def _start(self):
+        ctx = mp.get_context()
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_worker_main, args=(child, self._args), daemon=True)
+        proc.start()
+        child.close()
+        return parent, proc
+
+    def _replace(self, w: int) -> None:
+        """A fresh worker in place of the dead worker ``w``, brought to the others' state."""
+        while True:
+            dead = self._procs[w]
+            self._raise_reported_failure(w)
+            dead.join(timeout=5)  # reaped, so its exit code is known
+            if dead.is_alive():  # its pipe broke but it lingers: it must not hold on
+                dead.kill()
+                dead.join()
+            how = describe_exit(dead.exitcode)
+            self.restarts += 1
+            if self.restarts > _MAX_RESTARTS * self.workers:
+                raise WorkerDied(f"worker process {dead.pid} {how}, after {self.restarts - 1} "
+                                 "dead workers were replaced already; giving up (is memory short?); "
+                                 "the run can be repeated")
+            self._conns[w].close()
+            self._conns[w], self._procs[w] = self._start()
+            print(f"entrosel: note: worker process {dead.pid} {how}; started "
+                  f"{self._procs[w].pid} in its place and replayed its state", file=sys.stderr)
+            try:
+                for anchor, calls in self._log.items():
+                    for indices in calls:
+                        self._conns[w].send(("extend", anchor, indices))
+                return
+            except OSError:  # the new worker died too: replace it in turn
+                continue
+
+    def _raise_reported_failure(self, w: int) -> None:
+        """Raise the error that worker ``w`` reported before it ended, if it did."""
+        conn = self._conns[w]
+        try:
+            while conn.poll(0):
+                answer = conn.recv()
+                if isinstance(answer, _WorkerFailure):
+                    raise RuntimeError(f"worker process {self._procs[w].pid} failed:\n{answer.text}")
+        except (EOFError, OSError):
+            pass
+
+    def _send(self, w: int, message: tuple) -> None:
+        """Send ``message`` to worker ``w``; a dead worker is replaced, and as the log
+        already holds every update, its replacement needs only a ratios call resent."""
+        while True:
+            try:
+                self._conns[w].send(message)
+                return
+            except OSError:  # BrokenPipeError, ConnectionResetError: the worker is gone
+                self._replace(w)
+                if message[0] != "ratios":
+                    return
+
+    def _receive(self, w: int) -> Any:
+        """Worker ``w``'s answer, or ``None`` if it died before giving one."""
+        conn, proc = self._conns[w], self._procs[w]
+        try:
+            # A dead worker's pipe reads as EOF unless another process holds its end
+            # too; checking that the worker lives covers that case as well.
+            while not conn.poll(_ALIVE_CHECK_S):
+                if not proc.is_alive() and not conn.poll(0):
+                    return None
+            answer = conn.recv()
+        except (EOFError, OSError):
+            return None
+        if isinstance(answer, _WorkerFailure):
+            raise RuntimeError(f"worker process {proc.pid} failed:\n{answer.text}")
+        return answer
+
     def _broadcast(self, command: str, anchor: str, payload: Any = None) -> None:
         if self._local is not None:
             self._local.run(command, anchor, payload)
             return
-        for conn in self._conns:
-            conn.send((command, anchor, payload))
+        for w in range(len(self._conns)):
+            self._send(w, (command, anchor, payload))
 
     def reset(self, anchor: str) -> None:
+        self._log[anchor] = []
         self._broadcast("reset", anchor)
 
     def extend(self, anchor: str, indices: Sequence[int]) -> None:
-        self._broadcast("extend", anchor, [int(i) for i in indices])
+        indices = [int(i) for i in indices]
+        if self._local is None:
+            self._log[anchor].append(indices)
+        self._broadcast("extend", anchor, indices)
 
     def ratios(self, anchor: str, candidates: Sequence[int]) -> np.ndarray:
         candidates = [int(i) for i in candidates]
@@ -158,15 +311,14 @@ class EvaluatorGroup:
             return self._local.run("ratios", anchor, candidates)
         n = len(self._conns)
         # Deal candidates round-robin so each worker gets a similar share of long samples.
-        for w, conn in enumerate(self._conns):
-            conn.send(("ratios", anchor, candidates[w::n]))
+        for w in range(n):
+            self._send(w, ("ratios", anchor, candidates[w::n]))
         out = np.empty(len(candidates), dtype=np.float64)
-        for w, conn in enumerate(self._conns):
-            try:
-                out[w::n] = conn.recv()
-            except EOFError:
-                raise RuntimeError(f"worker process {self._procs[w].pid} died "
-                                   f"(exit code {self._procs[w].exitcode})") from None
+        for w in range(n):
+            while (answer := self._receive(w)) is None:
+                self._replace(w)
+                self._send(w, ("ratios", anchor, candidates[w::n]))
+            out[w::n] = answer
         return out
 
     def close(self) -> None:
@@ -174,7 +326,7 @@ class EvaluatorGroup:
             try:
                 conn.send(None)
                 conn.close()
-            except (OSError, BrokenPipeError):
+            except OSError:
                 pass
         for proc in self._procs:
             proc.join(timeout=5)
