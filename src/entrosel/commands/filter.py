@@ -39,6 +39,14 @@ class FilterSummary(RunSummary):
         return ", ".join(parts) + f" in {self.seconds:.1f}s -> {self.output}{note}"
 
 
+def check_output(path: str | Path, flag: str) -> None:
+    """Refuse an output name whose format cannot be told, naming its option."""
+    try:
+        output_format_for(path)
+    except InputError as e:
+        raise InputError(f"{flag}: {e.reason}", e.path) from None
+
+
 def filter_to_file(step: Filter, input: Source, output: str | Path, *,
                    input_format: str | None = None, text_field: str | None = None,
                    template: str | None = None, on_error: str = "raise",
@@ -50,9 +58,9 @@ def filter_to_file(step: Filter, input: Source, output: str | Path, *,
     t0 = time.perf_counter()
     step.validate()
     options = InputOptions(input_format, "text", text_field, template, on_error)
-    output_format_for(output)  # a bad output name fails before the work
+    check_output(output, "-o")  # a bad output name fails before the work
     if removed_out is not None:
-        output_format_for(removed_out)
+        check_output(removed_out, "--removed-out")
     step.fit(input, options, progress)
     referenced = {r.duplicate_of for r in step.removed_.values() if r.duplicate_of is not None}
     ids: dict[int, Any] = {}

@@ -9,10 +9,36 @@ from typing import Any
 
 from entrosel.commands.measure import measure_one
 from entrosel.errors import InputError
-from entrosel.law.check import Verdict, check_version
+from entrosel.law.check import Verdict, check_sigma, check_version
 from entrosel.law.history import Version, load_history, save_history
 from entrosel.law.trainer_state import first_epoch_loss
+from entrosel.params import Param, check_params
 from entrosel.pool import InputOptions, Source
+
+# L is a mean loss in nats per token
+_MEASURE = {"loss": Param(float, low=0), "probe_size": Param(str, choices=("tiny", "small", "base")),
+            "seed": Param(int, low=0, high=2**32 - 1), "on_error": Param(str, choices=("raise", "skip"))}
+_HISTORY_SUFFIXES = (".json", ".csv")
+
+
+def _check_measure_options(loss: float | None, trainer_state: str | Path | None, probe: bool,
+                           probe_size: str, seed: int, device: str, on_error: str) -> None:
+    """Every option of :func:`law_measure`, before the set is read."""
+    if sum(x is not None and x is not False for x in (loss, trainer_state, probe or None)) > 1:
+        raise InputError("give L one way: --loss, --trainer-state or --probe")
+    check_params({"loss": loss, "probe_size": probe_size, "seed": seed, "on_error": on_error}, _MEASURE)
+    if trainer_state is not None and not Path(trainer_state).is_file():
+        raise InputError("no such file for --trainer-state (the trainer_state.json a Hugging Face "
+                         "Trainer writes into each checkpoint)", trainer_state)
+    if probe:
+        from entrosel.scoring.lm import resolve_device
+
+        resolve_device(device)
+
+
+def _check_history_name(history: str | Path) -> None:
+    if Path(history).suffix.lower() not in _HISTORY_SUFFIXES:
+        raise InputError("a history file is .json or .csv (HISTORY)", history)
 
 
 def law_measure(input: Source, *, serialize: str = "text", compressor: str = "zlib", level: int | None = None,
@@ -25,8 +51,7 @@ def law_measure(input: Source, *, serialize: str = "text", compressor: str = "zl
     """R, records, sha256, tokens (with ``tokenizer``) and L of one set. L comes from ``loss``,
     a ``trainer_state`` file, or ``probe`` (one epoch of the data probe, same size and seed
     for every set so that the values compare)."""
-    if sum(x is not None and x is not False for x in (loss, trainer_state, probe or None)) > 1:
-        raise InputError("give L one way: --loss, --trainer-state or --probe")
+    _check_measure_options(loss, trainer_state, probe, probe_size, seed, device, on_error)
     read = dict(input_format=input_format, text_field=text_field, template=template)
     m = measure_one(input, serialize=serialize, compressor=compressor, level=level, on_error=on_error,
                     progress=progress, **read)
@@ -60,6 +85,12 @@ def law_track(history: str | Path, name: str, input: Source, *, score: float | N
     """Append version ``name`` of ``input`` to ``history``. Returns the version and what
     happened: ``added``, or ``unchanged`` when the latest version with that name has the same
     content hash (and no new L or score to record)."""
+    _check_history_name(history)
+    check_params({"score": score}, {"score": Param(float)})
+    options = {k: measure_options.get(k, default) for k, default in (
+        ("loss", None), ("trainer_state", None), ("probe", False), ("probe_size", "tiny"),
+        ("seed", 0), ("device", "auto"), ("on_error", "raise"))}
+    _check_measure_options(**options)
     versions = load_history(history)
     m = law_measure(input, **measure_options)
     version = Version(name=name, time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -82,6 +113,7 @@ def _existing_history(history: str | Path) -> list[Version]:
 
 def law_check(history: str | Path, name: str | None = None, sigma: float = 2.0) -> Verdict:
     """Judge a version of ``history`` against the earlier ones (see :mod:`entrosel.law.check`)."""
+    check_sigma(sigma)
     return check_version(_existing_history(history), name, sigma)
 
 
@@ -89,4 +121,7 @@ def law_report(history: str | Path, output: str | Path, sigma: float = 2.0) -> P
     """Write the report of ``history`` to ``output`` (.html or .md); see :mod:`entrosel.report.law`."""
     from entrosel.report.law import write_report
 
+    check_sigma(sigma)
+    if Path(output).suffix.lower() not in (".html", ".md"):
+        raise InputError("the report (-o) is .html or .md", output)
     return write_report(_existing_history(history), output, sigma)

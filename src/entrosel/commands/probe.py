@@ -10,9 +10,18 @@ from typing import Any
 from entrosel.commands.score import RunSummary
 from entrosel.commands.select import select_by_score
 from entrosel.commands.sharded import score
+from entrosel.errors import InputError
 from entrosel.formats.render import turns_text
 from entrosel.io.records import Rejects, rejects_path
+from entrosel.params import Param, check_params
 from entrosel.pool import InputOptions, Source, rendered_records
+
+# prune's own options; the probe's are entrosel.probe.train.PARAMS
+_PRUNE = {"keep": Param(float, low=0, high=1, low_open=True), "budget": Param(int, low=1),
+          "budget_tokens": Param(int, low=1), "target": Param(str, choices=("all", "response")),
+          "batch_size": Param(int, low=1), "max_length": Param(int, low=1),
+          "stride": Param(int, low=1), "info_lm": Param(str, choices=("mean", "total")),
+          "engine": Param(str, choices=("local", "ray"))}
 
 
 def probe_train(input: Source, output: str | Path, *, size: str = "tiny", epochs: int = 1,
@@ -21,9 +30,11 @@ def probe_train(input: Source, output: str | Path, *, size: str = "tiny", epochs
                 template: str | None = None, on_error: str = "raise",
                 progress: bool | None = None) -> dict[str, Any]:
     """Train the data probe on the rendered records of ``input``; see :func:`train_probe`."""
-    from entrosel.probe.train import train_probe  # needs the [lm] extra
+    from entrosel.probe.train import check_probe_options, train_probe  # needs the [lm] extra
     from entrosel.scoring.lm import resolve_device
 
+    check_probe_options(size=size, epochs=epochs, seed=seed, learning_rate=learning_rate,
+                        batch_size=batch_size)
     device = resolve_device(device)
     options = InputOptions(input_format, "text", text_field, template, on_error)
     rejects = Rejects(on_error)
@@ -50,9 +61,34 @@ def prune_pool(input: Source, output: str | Path, *, keep: float | None = None, 
     given), score every record's information content, prune the least informative.
 
     With ``engine="ray"`` the scoring runs on Ray (the probe trains here); its working
-    folder is made beside ``output``, which must then be on storage every node sees."""
+    folder is made beside ``output``, which must then be on storage every node sees.
+    Every option is checked before the probe trains; a ``budget`` above the pool's readable
+    records is refused."""
+    from entrosel.probe.train import check_probe_options
+    from entrosel.scoring.lm import resolve_device
+
     t0 = time.perf_counter()
     read = dict(input_format=input_format, text_field=text_field, template=template)
+    values = dict(keep=keep, budget=budget, budget_tokens=budget_tokens, target=target,
+                  batch_size=batch_size, max_length=max_length, stride=stride, info_lm=info_lm,
+                  engine=engine)
+    check_params(values, _PRUNE)
+    given = [k for k in ("keep", "budget", "budget_tokens") if values[k] is not None]
+    if len(given) != 1:
+        raise InputError("give one of --keep, --budget or --budget-tokens")
+    if stride is not None and stride > max_length:
+        raise InputError(f"--stride ({stride}) cannot exceed --max-length ({max_length})")
+    if engine != "ray" and ray_address is not None:
+        raise InputError("--ray-address is for --engine ray; add --engine ray or drop it")
+    if model is None:
+        check_probe_options(size=probe_size, epochs=epochs, seed=seed)
+    resolve_device(device)
+    if budget is not None:
+        readable = sum(1 for _ in rendered_records(input, InputOptions(on_error=on_error, **read),
+                                                   Rejects(on_error)))
+        if budget > readable:
+            raise InputError(f"--budget ({budget:,}) is above the pool's {readable:,} readable "
+                             f"records; give at most {readable:,}, or --keep a fraction")
     beside = Path(output).absolute().parent if engine == "ray" else None
     with tempfile.TemporaryDirectory(prefix="entrosel-prune-", dir=beside) as work:
         if model is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -19,10 +20,19 @@ from typing import Any, Sequence
 from entrosel.errors import InputError
 from entrosel.evaluate.data import ChoiceSet, TextSet, check_overlap, name_sets, read_eval_set, read_text_set
 from entrosel.io.atomic import atomic_path
+from entrosel.params import Param, check_params
 from entrosel.pool import InputOptions
 
 VERSION = 1  # bump when a change to training or measuring changes the numbers: old runs are redone
 SIZES_DEFAULT = "tiny"
+
+
+# the options a user can get wrong, by field (checked before any set is read)
+_PARAMS: dict[str, Param] = {
+    "tokens": Param(int, low=1), "epochs": Param(int, low=1),
+    "learning_rate": Param(float, low=0, low_open=True), "batch_size": Param(int, low=1),
+    "context": Param(int, low=1), "rank_prompts": Param(int, low=0),
+    "rank_candidates": Param(int, low=2)}
 
 
 def _sha(payload: Any) -> str:
@@ -75,21 +85,15 @@ class Evaluator:
 
         if self.tokens is not None and self.epochs is not None:
             raise InputError("give --tokens or --epochs, not both")
-        if self.tokens is not None and self.tokens < 1:
-            raise InputError(f"--tokens must be >= 1, not {self.tokens}")
-        if self.epochs is not None and self.epochs < 1:
-            raise InputError(f"--epochs must be >= 1, not {self.epochs}")
-        if self.target not in TARGETS:
-            raise InputError(f"--target must be one of {', '.join(TARGETS)}, not {self.target!r}")
+        params = {**_PARAMS, "target": Param(str, choices=tuple(TARGETS))}
+        check_params({name: getattr(self, name) for name in params}, params)
+        if isinstance(self.seeds, (str, bytes)) or not all(
+                isinstance(s, numbers.Integral) and not isinstance(s, bool) and 0 <= s < 2**32
+                for s in self.seeds):
+            raise InputError(f"--seeds must be integers in [0, 2^32), e.g. 0,1,2, not {self.seeds!r}")
         self.seeds = [int(s) for s in self.seeds]
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise InputError("--seeds must be distinct integers, e.g. 0,1,2")
-        if self.rank_candidates < 2 or self.rank_prompts < 0:
-            raise InputError("--rank-candidates must be >= 2 and --rank-prompts >= 0")
-        for name in ("learning_rate", "batch_size", "context"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise InputError(f"--{name.replace('_', '-')} must be > 0, not {value}")
         if self.model is None:
             probe_size(self.size)
         else:
@@ -169,6 +173,11 @@ class Evaluator:
         if not evals:
             raise InputError("give at least one held-out set with --eval")
         self._check_options()
+        tokenizer_data = [] if self.tokenizer_data is None else [self.tokenizer_data]
+        for shown_as, paths in (("SUBSET", subsets), ("--eval", evals), ("--tokenizer-data", tokenizer_data)):
+            for p in paths:
+                if not Path(p).exists():
+                    raise InputError(f"no such file or folder ({shown_as})", p)
         sub_sets = [read_text_set(p, self._options) for p in subsets]
         eval_sets = [read_eval_set(p, self._options) for p in evals]
         check_overlap(sub_sets, eval_sets)

@@ -12,6 +12,7 @@ import numpy as np
 from entrosel.errors import InputError
 from entrosel.filters.base import Batch, Filter, Removal
 from entrosel.filters.params import Param, check_range
+from entrosel.io.readers import read_records
 from entrosel.pool import InputOptions, Source
 
 
@@ -40,7 +41,14 @@ class ScoreFilter(Filter):
         from entrosel.commands.select import read_scores
 
         if not Path(self.scores).exists():
-            raise InputError("no such score file (make it with `entrosel score ...`)", self.scores)
+            raise InputError("no such score file for --scores (make it with `entrosel score ...`)",
+                             self.scores)
+        rows = read_records(self.scores)
+        first = next(rows, None)
+        rows.close()
+        if first is not None and self.by not in first.data:
+            raise InputError(f"--by {self.by!r} is not a column of the score file (columns: "
+                             f"{', '.join(map(str, first.data))})", self.scores)
         index, values, _ = read_scores(self.scores, self.by)
         if len(index) and index.min() < 0:
             raise InputError(f"score file has a negative index ({index.min()})", self.scores)

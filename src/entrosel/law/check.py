@@ -20,6 +20,7 @@ import numpy as np
 
 from entrosel.errors import InputError
 from entrosel.law.history import Version
+from entrosel.params import Param, check_params
 
 # The smallest spread assumed, as a fraction of the mean: independent random halves of one
 # real pool differ in R by a few percent, which is no risk.
@@ -54,8 +55,14 @@ def spread(values: np.ndarray) -> float:
     return max(sd, FLOOR * abs(float(np.mean(values))))
 
 
+def check_sigma(sigma: float) -> None:
+    """``sigma`` (k in the rule) is a number > 0: at 0 any rise is a risk, below it none is."""
+    check_params({"sigma": sigma}, {"sigma": Param(float, low=0, low_open=True, required=True)})
+
+
 def check_version(versions: list[Version], name: str | None = None, sigma: float = 2.0) -> Verdict:
     """Judge version ``name`` (default: the last one) against the versions before it."""
+    check_sigma(sigma)
     if not versions:
         raise InputError("the history holds no versions; add one with `entrosel law track`")
     names = [v.name for v in versions]

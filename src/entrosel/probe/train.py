@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from entrosel.errors import InputError
+from entrosel.params import Param, check_params
 from entrosel.io.atomic import atomic_path
 from entrosel.progress import Progress
 from entrosel.scoring.lm import transformers_bars_off
@@ -70,6 +71,19 @@ def _torch_and_gpt2():
     return torch, GPT2Config, GPT2LMHeadModel
 
 
+# What the probe's options may hold (seeds: what torch and numpy take)
+PARAMS: dict[str, Param] = {
+    "size": Param(str, choices=tuple(SIZES)), "epochs": Param(int, low=1),
+    "seed": Param(int, low=0, high=2**32 - 1), "learning_rate": Param(float, low=0, low_open=True),
+    "batch_size": Param(int, low=1)}
+
+
+def check_probe_options(**values: Any) -> None:
+    """Refuse a bad probe option (``size``, ``epochs``, ``seed``, ``learning_rate``,
+    ``batch_size``; ``None``: the default) before any work: :class:`ParameterError`."""
+    check_params(values, {k: PARAMS[k] for k in values})
+
+
 def probe_size(size: str) -> ProbeSize:
     """The architecture and optimiser settings of ``--size``."""
     if size not in SIZES:
@@ -119,8 +133,7 @@ def train_model(blocks, tokenizer, spec: ProbeSize, *, epochs: int = 1, seed: in
     a cosine decay to zero. ``first_epoch_loss`` is the mean training loss of epoch one.
     """
     torch, GPT2Config, GPT2LMHeadModel = _torch_and_gpt2()
-    if epochs < 1:
-        raise InputError(f"--epochs must be >= 1, not {epochs}")
+    check_probe_options(epochs=epochs, seed=seed, learning_rate=learning_rate, batch_size=batch_size)
     lr = learning_rate or spec.learning_rate
     bs = batch_size or spec.batch_size
     n_blocks = len(blocks)
@@ -185,9 +198,9 @@ def train_probe(texts: Iterable[str], output: str | Path, *, size: str = "tiny",
     (``first_epoch_loss`` is the entropy law's L), tokens, blocks and seconds.
     """
     _torch_and_gpt2()  # the [lm] extra's message before the tokenizer's imports fail
+    check_probe_options(size=size, epochs=epochs, seed=seed, learning_rate=learning_rate,
+                        batch_size=batch_size)
     spec = probe_size(size)
-    if epochs < 1:
-        raise InputError(f"--epochs must be >= 1, not {epochs}")
     t0 = time.perf_counter()
     texts = list(texts)
     if not texts:

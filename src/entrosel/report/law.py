@@ -96,6 +96,8 @@ HEADER = ["version", "time", "R", "L", "score", "records", "check"]
 
 def write_report(versions: list[Version], output: str | Path, sigma: float = 2.0) -> Path:
     """Write ``output`` (.html: one self-contained page; .md: Markdown with PNG files beside it)."""
+    if Path(output).suffix.lower() not in (".html", ".md"):
+        raise InputError("the report (-o) is .html or .md", output)
     if not versions:
         raise InputError("the history holds no versions; add one with `entrosel law track`")
     verdicts = [check_version(versions[: i + 1], sigma=sigma) for i in range(len(versions))]

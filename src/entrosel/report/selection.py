@@ -166,7 +166,10 @@ def selection_report(subset: str | Path, output: str | Path, *, pool: str | Path
     last records. ``output``: .html (one page) or .md (PNGs beside it)."""
     out = Path(output)
     if out.suffix.lower() not in (".html", ".md"):
-        raise InputError("the report is .html or .md", out)
+        raise InputError("the report (-o) is .html or .md", out)
+    for flag, path in (("SUBSET", subset), ("--pool", pool), ("--scores", scores)):
+        if path is not None and not Path(path).exists():
+            raise InputError(f"no such file or folder ({flag})", path)
     plt = pyplot("the selection report")
     tok = None
     if tokenizer is not None:
