@@ -17,7 +17,12 @@ _NOT_UNIT_TESTS = {"test_killed_run_resumes_byte_identical", "test_token_budget"
                    "test_bad_records_stop_the_run_or_are_skipped_with_reasons",
                    "test_measure_with_probe_gives_L", "test_lm_and_words_shards_merge_to_the_local_bytes",
                    "test_cli_shard_for_slurm_arrays", "test_score_measure_select_end_to_end",
-                   "test_cli_prune_topk_band_random"}
+                   "test_cli_prune_topk_band_random",
+                   # these kill worker processes
+                   "test_killed_worker_is_replaced_and_the_selection_stays",
+                   "test_worker_killed_while_computing_is_replaced",
+                   "test_a_worker_that_keeps_dying_ends_the_run_with_a_clear_error",
+                   "test_ordered_map_with_a_killed_worker_raises_worker_died"}
 
 
 def pytest_collection_modifyitems(items) -> None:

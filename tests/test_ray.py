@@ -90,3 +90,16 @@ def test_score_lm_and_prune_on_ray_equal_local(local_ray, tmp_path, real_exchang
     prune_pool(pool, tmp_path / "kept-local.jsonl", **prune)
     prune_pool(pool, tmp_path / "kept-ray.jsonl", engine="ray", **prune)
     assert (tmp_path / "kept-ray.jsonl").read_bytes() == (tmp_path / "kept-local.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("method", ["dict", "ncd", "dsir"])
+def test_select_target_on_ray_equals_local(local_ray, real_exchanges, method):
+    from entrosel import TargetSelector
+
+    pool, target = real_exchanges[:300], real_exchanges[400:440]
+    options = dict(method=method, budget=30, seed=3)
+    local = TargetSelector(workers=1, **options).fit(target)
+    picked = local.select(pool)
+    on_ray = TargetSelector(engine="ray", workers=2, **options).fit(target)
+    assert on_ray.select(pool) == picked
+    assert on_ray.scores_.tolist() == local.scores_.tolist()

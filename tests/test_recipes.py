@@ -145,7 +145,7 @@ def test_cli_run_ends_with_one_summary_line(tmp_path, pool, capsys):
     ("steps:\n  - filter score: {by: perplexity, min: 3}\n", 2,
      "step 1 (filter score): needs scores: FILE, or a 'score compression' step before it"),
     ("steps:\n  - select zip:\n      budget: ten\n", 3,
-     "step 1 (select zip): budget must be an integer >= 0, not 'ten'"),
+     "step 1 (select zip): budget must be an integer >= 1, not 'ten'"),
     ("steps:\n  - score compression: {compressor: gzip}\n", 2,
      "step 1 (score compression): compressor must be one of zlib, zstd, lzma, not 'gzip'"),
     ("steps:\n  - filter length: {min_chars: 10}\n  - report: {format: pdf}\n", 3,

@@ -82,7 +82,7 @@ def test_bad_input_exits_2_and_writes_nothing(selection, capsys, case):
         expected = r"scores\.jsonl: holds 1 score rows for 200 records"
     elif case == "suffix":
         out = tmp_path / "bad.pdf"
-        expected = r"bad\.pdf: the report is \.html or \.md"
+        expected = r"bad\.pdf: the report \(-o\) is \.html or \.md"
     else:
         args[0] = str(tmp_path / "nope.jsonl")
         expected = r"nope\.jsonl: no such file"

@@ -50,8 +50,8 @@ def test_a_finished_shard_is_skipped_and_other_options_are_refused(tmp_path, sma
     first = score("compression", pool, out, shard="1/2", workers=1)
     assert first.records == 20
     ran = []
-    from entrosel.commands import sharded
-    monkeypatch.setitem(sharded.SCORERS, "compression", lambda *a, **k: ran.append(1))
+    from entrosel.scoring import CompressionScorer
+    monkeypatch.setattr(CompressionScorer, "score_file", lambda *a, **k: ran.append(1))
     again = score("compression", pool, out, shard="1/2", workers=2)  # workers do not change results
     assert not ran and again.records == 20 and "already done" in again.note
     with pytest.raises(InputError, match="other options .*level"):
@@ -132,13 +132,17 @@ def test_a_folder_mixing_formats_is_refused(tmp_path):
 
 
 def test_lm_actors_ask_for_a_gpu_when_the_cluster_has_one():
-    from entrosel.commands.sharded import actor_gpus
+    from entrosel.engines.ray import actor_gpus
+    from entrosel.scoring import LanguageModelScorer
 
-    assert actor_gpus("auto", 0, cluster_gpus=4) == 1.0
-    assert actor_gpus("cuda:0", 0, cluster_gpus=4) == 1.0
-    assert actor_gpus("cpu", 0, cluster_gpus=4) == 0.0
-    assert actor_gpus("auto", 0, cluster_gpus=0) == 0.0
-    assert actor_gpus("auto", 0.5, cluster_gpus=4) == 0.5
+    def wants(device: str) -> bool:
+        return LanguageModelScorer(model="m", device=device).wants_gpu()
+
+    assert actor_gpus(None, wants("auto"), cluster_gpus=4) == 1.0
+    assert actor_gpus(None, wants("cuda:0"), cluster_gpus=4) == 1.0
+    assert actor_gpus(None, wants("cpu"), cluster_gpus=4) == 0.0
+    assert actor_gpus(None, wants("auto"), cluster_gpus=0) == 0.0
+    assert actor_gpus(0.5, wants("auto"), cluster_gpus=4) == 0.5
 
 
 def test_a_folder_of_parquet_shards(tmp_path):

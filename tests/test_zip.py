@@ -25,8 +25,7 @@ SETTINGS = [  # (k1, k2, k3, budget)
     (7, 7, 7, 20),
     (3, 1, 1, 5),
     (50, 10, 4, 9),         # budget not a multiple of K3
-    (8, 5, 5, 1000),        # budget larger than the pool: runs until the pool is empty
-    (12, 6, 4, 0),
+    (8, 5, 5, None),        # budget = the pool: runs until the pool is empty, short of it
 ]
 
 
@@ -55,6 +54,7 @@ def adversarial_records() -> list[dict]:
 @pytest.mark.parametrize("how", ["repr", "text"])
 def test_matches_reference_on_real_records(real_exchanges, k1, k2, k3, budget, how):
     records = real_exchanges[:40]
+    budget = len(records) if budget is None else budget
     expected = reference_zip(records, budget, k1, k2, k3, how)
     got = select_zip(records, budget, k1=k1, k2=k2, k3=k3, serialize=how, workers=1)
     assert got == expected
@@ -66,6 +66,7 @@ def test_matches_reference_on_real_records(real_exchanges, k1, k2, k3, budget, h
 @pytest.mark.parametrize("how", ["repr", "text"])
 def test_matches_reference_on_adversarial_records(k1, k2, k3, budget, how):
     records = adversarial_records()
+    budget = len(records) if budget is None else budget
     expected = reference_zip(records, budget, k1, k2, k3, how)
     assert select_zip(records, budget, k1=k1, k2=k2, k3=k3, serialize=how, workers=1) == expected
 
@@ -87,9 +88,17 @@ def test_ties_go_to_the_lower_row():
 
 def test_pool_exhaustion_drops_unpicked_batch_members():
     records = [{"text": f"record number {i} " * (i + 1)} for i in range(10)]
-    got = select_zip(records, 100, k1=10, k2=4, k3=2, workers=1)
+    got = select_zip(records, 10, k1=10, k2=4, k3=2, workers=1)
     # every round removes K2=4 samples and keeps K3=2 of them: rounds of 4, 4, 2 samples
     assert len(got) == 2 + 2 + 2
+
+
+def test_a_budget_the_pool_cannot_hold_is_refused_before_the_work():
+    records = [{"text": f"record number {i} " * (i + 1)} for i in range(10)]
+    for budget, message in ((0, "--budget must be an integer >= 1, not 0"),
+                            (11, r"--budget \(11\) is above the pool's 10 readable records")):
+        with pytest.raises(InputError, match=message):
+            select_zip(records, budget, k1=10, k2=4, k3=2, workers=1)
 
 
 @pytest.mark.parametrize("workers", [2, 3])

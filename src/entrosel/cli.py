@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
 import sys
 import traceback
@@ -11,130 +13,82 @@ from entrosel.commands.data import export_sharegpt
 from entrosel.commands.law import law_check, law_measure, law_report, law_track
 from entrosel.commands.measure import measure
 from entrosel.commands.probe import probe_train, prune_pool
-from entrosel.commands.score import RunSummary
+from entrosel.commands.options import (GROUP_TITLES, class_options, device_option, engine_options,
+                                       engine_settings, field_options, from_args, input_options,
+                                       input_output, print_summary, progress_option, shard_option,
+                                       unescape)
 from entrosel.commands.sharded import score
-from entrosel.commands.select import select_by_score, select_zip_to_file
+from entrosel.engines import WorkerDied
 from entrosel.errors import InputError
 from entrosel.formats.render import RenderError
-from entrosel.formats.serialize import SERIALIZATIONS
-from entrosel.io.readers import INPUT_FORMATS
 from entrosel.io.sharegpt import SPLITS
-from entrosel.scoring.compression import COMPRESSORS, LEVEL_HELP
+from entrosel.scoring import SCORERS, CompressionScorer, LanguageModelScorer, Scorer
+from entrosel.selection import SELECTORS, Selector
 from entrosel.selection.zip import Interrupted
 
 
-def _unescape(template: str | None) -> str | None:
-    # Shells pass "\n" through literally; templates almost always mean a newline.
-    return None if template is None else template.replace("\\n", "\n").replace("\\t", "\t")
-
-
-def _input_output(p: argparse.ArgumentParser, input_help: str | None = None,
-                  output_help: str | None = None, output_metavar: str | None = None) -> None:
-    """The INPUT positional and the required -o/--output every writing verb takes."""
-    p.add_argument("input", help=input_help or "the pool: a data file or folder (see --input-format)")
-    p.add_argument("-o", "--output", required=True, metavar=output_metavar,
-                   help=output_help or "where to write the result (format from the extension)")
-
-
-def _input_options(parser: argparse.ArgumentParser, on_error: bool = True) -> None:
-    """How to read the input; ``on_error=False`` for verbs that refuse any bad record."""
-    g = parser.add_argument_group("reading the input")
-    g.add_argument("--input-format", choices=INPUT_FORMATS,
-                   help="input format (default: from the extension; a folder is a HF dataset, or a "
-                        "folder of shard files read in name order as one data set)")
-    text = g.add_mutually_exclusive_group()
-    text.add_argument("--text-field", metavar="NAME", help="take each record's text from this field")
-    text.add_argument("--template", metavar="TEMPLATE",
-                      help="render each record with a str.format template, e.g. '{instruction}\\n{output}'")
-    if not on_error:
-        return
-    g.add_argument("--on-error", choices=("raise", "skip"), default="raise",
-                   help="on a bad record: stop with file:line: reason (raise, default), or skip it "
-                        "and write it to OUTPUT.rejects.jsonl (skip)")
-
-
-def _ray_address(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ray-address", metavar="ADDR",
-                        help="Ray cluster to join (default: RAY_ADDRESS, or start a local Ray)")
-
-
-def _scale_options(parser: argparse.ArgumentParser, actors: bool = False) -> None:
-    g = parser.add_argument_group("scaling out")
-    g.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local processes (default), or Ray: every shard as a Ray Data task, "
-                        "then merged; the scores are the same")
-    g.add_argument("--shard", metavar="I/N",
-                   help="score only shard I of N (0-based; blocks of 4096 records dealt out in "
-                        "turn) into OUTPUT.shards/, skipping it if its completion marker is "
-                        "there; the shard that finds all N done merges them into OUTPUT. For "
-                        "Slurm job arrays: --shard $SLURM_ARRAY_TASK_ID/N")
-    g.add_argument("--shards", type=int, metavar="N",
-                   help="with --engine ray: number of shards (default: the cluster's CPUs)")
-    _ray_address(g)
-    if actors:
-        g.add_argument("--actors", type=int, metavar="N",
-                       help="with --engine ray: model replicas (default: one per CPU, or per GPU)")
-        g.add_argument("--gpus-per-actor", type=float, default=0, metavar="G",
-                       help="with --engine ray: GPUs each model replica asks Ray for (default: 1 "
-                            "when the cluster has GPUs and --device is auto or cuda, else 0)")
-
-
-def _compression_options(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("compression")
-    g.add_argument("--serialize", choices=SERIALIZATIONS, default="text",
-                   help="text: rendered text of each record, joined by a blank line (default); "
-                        "repr: str(list_of_records) as the official ZIP.py")
-    g.add_argument("--compressor", choices=COMPRESSORS, default="zlib",
-                   help="zlib (default, the paper's), zstd (in select zip: long-memory ZIP, which "
-                        "remembers the whole selection; docs/zip.md) or lzma")
-    g.add_argument("--level", type=int, default=None, help=LEVEL_HELP)
+# older names of the helpers in entrosel.commands.options
+_unescape, _input_output, _input_options, _summary, _device_option = (
+    unescape, input_output, input_options, print_summary, device_option)
 
 
 def _run_options(parser: argparse.ArgumentParser, workers: bool = True) -> None:
     if workers:
         parser.add_argument("--workers", type=int, default=None, metavar="N",
                             help="worker processes (default: all cores)")
-    parser.add_argument("--no-progress", dest="progress", action="store_const", const=False,
-                        default=None, help="hide the progress bar (shown on a terminal)")
+    progress_option(parser)
 
 
-def _summary(verb: str, s: RunSummary, extra: str = "") -> None:
-    rejected = f", {s.rejected} rejected -> {s.rejects_file}" if s.rejected else ""
-    note = f" ({s.note})" if s.note else ""
-    print(f"entrosel {verb}: {s.records:,} records{extra}{rejected} in {s.seconds:.1f}s -> {s.output}{note}",
-          file=sys.stderr)
+def _compression_options(parser: argparse.ArgumentParser) -> None:
+    field_options(parser.add_argument_group(GROUP_TITLES["compression"]), CompressionScorer, "compression")
 
 
-def _engine(a: argparse.Namespace) -> dict[str, Any]:
-    return dict(engine=a.engine, shard=a.shard, ray_address=a.ray_address, shards=a.shards,
-                actors=getattr(a, "actors", None), gpus_per_actor=getattr(a, "gpus_per_actor", 0))
+def _lm_scoring_options(p: argparse.ArgumentParser) -> None:
+    """How ``score lm`` and ``prune`` score records with a language model."""
+    field_options(p.add_argument_group(GROUP_TITLES["lm"]), LanguageModelScorer, "lm")
 
 
-def _cmd_score_compression(a: argparse.Namespace) -> int:
-    s = score("compression", a.input, a.output, input_format=a.input_format, serialize=a.serialize,
-              text_field=a.text_field, template=_unescape(a.template), compressor=a.compressor,
-              level=a.level, workers=a.workers, on_error=a.on_error, progress=a.progress, **_engine(a))
-    rate = f" ({s.bytes / 1e6 / s.seconds:.1f} MB/s)" if s.seconds > 0 else ""
-    _summary("score compression", s, f", {s.bytes / 1e6:.1f} MB scored{rate}")
+def _cmd_score(cls: type[Scorer], a: argparse.Namespace) -> int:
+    scorer = from_args(cls, a)
+    s = score(scorer, a.input, a.output, engine=a.engine, shard=a.shard, progress=a.progress,
+              **engine_settings(a))
+    _summary(f"score {cls.name}", s, scorer.summary(s))
     return 0
 
 
-def _cmd_score_lm(a: argparse.Namespace) -> int:
-    s = score("lm", a.input, a.output, model=a.model, gguf_file=a.gguf_file, target=a.target,
-              batch_size=a.batch_size, max_length=a.max_length, stride=a.stride, device=a.device,
-              dtype=a.dtype, info_lm=a.info_lm, standardize=a.standardize,
-              input_format=a.input_format, text_field=a.text_field,
-              template=_unescape(a.template), on_error=a.on_error, progress=a.progress, **_engine(a))
-    rate = f" ({s.bytes / s.seconds:,.0f} tokens/s)" if s.seconds > 0 else ""
-    _summary("score lm", s, f", {s.bytes:,} tokens scored{rate}")
+def _cmd_select(cls: type[Selector], a: argparse.Namespace) -> int:
+    selector = from_args(cls, a)
+    s = selector.select_file(a.input, a.output, scores_out=getattr(a, "scores_out", None))
+    _summary(f"select {cls.name}", s, selector.summary(s))
     return 0
 
 
-def _cmd_score_words(a: argparse.Namespace) -> int:
-    s = score("words", a.input, a.output, input_format=a.input_format, text_field=a.text_field,
-              template=_unescape(a.template), on_error=a.on_error, progress=a.progress, **_engine(a))
-    _summary("score words", s)
-    return 0
+def _select_parsers(verbs: Any) -> None:
+    """``entrosel select NAME`` for every registered selector."""
+    select = verbs.add_parser("select", help="select a subset", description="Select a subset.")
+    methods = select.add_subparsers(dest="selector", required=True, metavar="METHOD")
+    for name, cls in SELECTORS.items():
+        p = methods.add_parser(name, help=cls.help, description=cls.description)
+        input_output(p, output_help="selected records (format from extension)")
+        class_options(p, cls)
+        if cls.scores_out_help:
+            p.add_argument("--scores-out", metavar="FILE", help=cls.scores_out_help)
+        if "progress" in {f.name for f in dataclasses.fields(cls)}:
+            progress_option(p)
+        p.set_defaults(run=functools.partial(_cmd_select, cls))
+
+
+def _score_parsers(verbs: Any) -> None:
+    """``entrosel score NAME`` for every registered scorer."""
+    score_ = verbs.add_parser("score", help="score each record", description="Score each record.")
+    scorers = score_.add_subparsers(dest="scorer", required=True, metavar="SCORER")
+    for name, cls in SCORERS.items():
+        p = scorers.add_parser(name, help=cls.help, description=cls.description)
+        input_output(p, output_help="score file (.jsonl, .csv, .json, .parquet)")
+        class_options(p, cls)
+        progress_option(p)
+        shard_option(engine_options(p, workers=cls.parallel))
+        p.set_defaults(run=functools.partial(_cmd_score, cls))
 
 
 def _cmd_measure(a: argparse.Namespace) -> int:
@@ -146,40 +100,14 @@ def _cmd_measure(a: argparse.Namespace) -> int:
             print(json.dumps(row))
     else:
         width = max(len("input"), *(len(r["input"]) for r in rows))
-        print(f"{'input':<{width}}  {'records':>9}  {'bytes':>13}  {'compressed':>13}  {'ratio':>7}")
+        print(f"{'input':<{width}}  {'records':>9}  {'bytes':>13}  {'compressed':>13}  {'R':>7}")
         for r in rows:
             print(f"{r['input']:<{width}}  {r['records']:>9,}  {r['bytes']:>13,}  "
-                  f"{r['compressed_bytes']:>13,}  {r['compression_ratio']:>7.4f}")
+                  f"{r['compressed_bytes']:>13,}  {r['R']:>7.4f}")
     rejected = sum(r["rejected"] for r in rows)
     note = f", {rejected} records rejected (INPUT.rejects.jsonl)" if rejected else ""
     print(f"entrosel measure: {len(rows)} data set(s), {a.serialize} serialization, "
           f"{a.compressor} level {rows[0]['level']}{note}", file=sys.stderr)
-    return 0
-
-
-def _cmd_select_zip(a: argparse.Namespace) -> int:
-    selector, s = select_zip_to_file(
-        a.input, a.output, scores_out=a.scores_out, budget=a.budget,
-        budget_tokens=a.budget_tokens, tokenizer=a.tokenizer, k1=a.k1, k2=a.k2, k3=a.k3,
-        serialize=a.serialize, level=a.level, compressor=a.compressor, workers=a.workers,
-        input_format=a.input_format, text_field=a.text_field, template=_unescape(a.template),
-        on_error=a.on_error, checkpoint=a.checkpoint, resume=a.resume, engine=a.engine,
-        ray_address=a.ray_address, progress=a.progress)
-    tokens = f", {selector.tokens_:,} tokens" if a.budget_tokens is not None else ""
-    _summary("select zip", s, f" selected in {len(selector.round_timings_)} rounds{tokens}")
-    return 0
-
-
-def _cmd_select_by_score(a: argparse.Namespace) -> int:
-    s = select_by_score(
-        a.input, a.output, method=a.method, scores=a.scores, by=getattr(a, "by", None),
-        keep=getattr(a, "keep", None), budget=getattr(a, "budget", None),
-        budget_tokens=getattr(a, "budget_tokens", None), tokenizer=getattr(a, "tokenizer", None),
-        drop=getattr(a, "drop", "lowest"), largest=getattr(a, "largest", True),
-        low=getattr(a, "low", None), high=getattr(a, "high", None), seed=getattr(a, "seed", 0),
-        input_format=a.input_format, text_field=a.text_field, template=_unescape(a.template),
-        on_error=a.on_error)
-    _summary(f"select {a.method}", s, " selected")
     return 0
 
 
@@ -192,18 +120,6 @@ def _budget_options(p: argparse.ArgumentParser, tokenizer: bool = True) -> None:
                    help=f"keep records until they hold N tokens ({counted})")
     if tokenizer:
         p.add_argument("--tokenizer", metavar="PATH_OR_NAME", help="count tokens with this HF tokenizer")
-
-
-def _score_selector(methods, name: str, help_: str, description: str) -> argparse.ArgumentParser:
-    p = methods.add_parser(name, help=help_, description=description)
-    _input_output(p, output_help="selected records (format from extension)")
-    p.add_argument("--scores", metavar="FILE", required=name != "random",
-                   help="score file with an 'index' column (from `entrosel score ...`)")
-    if name != "random":
-        p.add_argument("--by", required=True, metavar="COLUMN", help="score column to select by")
-    _input_options(p)
-    p.set_defaults(run=_cmd_select_by_score)
-    return p
 
 
 def _cmd_probe_train(a: argparse.Namespace) -> int:
@@ -219,40 +135,14 @@ def _cmd_probe_train(a: argparse.Namespace) -> int:
 
 
 def _cmd_prune(a: argparse.Namespace) -> int:
+    scoring = dataclasses.asdict(from_args(LanguageModelScorer, a))
+    del scoring["model"]
     s = prune_pool(a.input, a.output, keep=a.keep, budget=a.budget, budget_tokens=a.budget_tokens,
-                   model=a.model, gguf_file=a.gguf_file, probe_size=a.size, epochs=a.epochs,
-                   seed=a.seed, target=a.target, max_length=a.max_length, stride=a.stride,
-                   batch_size=a.batch_size, device=a.device, dtype=a.dtype, info_lm=a.info_lm,
-                   standardize=a.standardize,
-                   scores_out=a.scores_out, input_format=a.input_format, text_field=a.text_field,
-                   template=_unescape(a.template), on_error=a.on_error, engine=a.engine,
-                   ray_address=a.ray_address, progress=a.progress)
+                   model=a.model, probe_size=a.size, epochs=a.epochs, seed=a.seed,
+                   scores_out=a.scores_out, engine=a.engine, ray_address=a.ray_address,
+                   progress=a.progress, **scoring)
     _summary("prune", s, " kept")
     return 0
-
-
-def _device_option(g: Any) -> None:
-    g.add_argument("--device", default="auto",
-                   help="cpu, cuda (or cuda:N), or auto: the GPU when PyTorch sees one (default: auto)")
-
-
-def _lm_scoring_options(p: argparse.ArgumentParser) -> None:
-    """How ``score lm`` and ``prune`` score records with a language model."""
-    g = p.add_argument_group("scoring with the language model")
-    g.add_argument("--target", choices=("all", "response"), default="all",
-                   help="score all tokens, or only the assistant turns / Alpaca output, "
-                        "conditioned on the prompt (default: all)")
-    g.add_argument("--batch-size", type=int, default=16, help="samples per forward pass (default: 16)")
-    g.add_argument("--max-length", type=int, default=1024,
-                   help="longer samples are scored in sliding windows of this many tokens (default: 1024)")
-    g.add_argument("--stride", type=int, help="window step (default: max-length / 2)")
-    _device_option(g)
-    g.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
-                   help="auto: bfloat16 on GPU, float32 on CPU")
-    g.add_argument("--info-lm", choices=("mean", "total"), default="mean",
-                   help="the LM term of info: nll_mean (default) or the total NLL in nats")
-    g.add_argument("--standardize", action="store_true",
-                   help="z-score the LM term and word_surprisal over the pool before adding them")
 
 
 def _probe_options(p: argparse.ArgumentParser) -> None:
@@ -346,44 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Select LLM training data through the compression view of data.")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    score = verbs.add_parser("score", help="score each record", description="Score each record.")
-    scorers = score.add_subparsers(dest="scorer", required=True, metavar="SCORER")
-    p = scorers.add_parser("compression", help="compression ratio of each record",
-                           description="Write one row per input record: index, id (if any), "
-                                       "compression_ratio, bytes, compressed_bytes.")
-    _input_output(p, input_help="JSONL, JSON, CSV, Parquet file or HF dataset folder",
-                  output_help="score file (.jsonl, .csv, .json, .parquet)")
-    _input_options(p)
-    _compression_options(p)
-    _run_options(p)
-    _scale_options(p)
-    p.set_defaults(run=_cmd_score_compression)
-
-    p = scorers.add_parser(
-        "lm", help="description length under a causal LM (information content)",
-        description="Write per record: tokens, nll_mean (nats/token), bits (description length), "
-                    "perplexity under a Hugging Face causal LM, plus word_surprisal (unigram "
-                    "frequencies of the pool) and info = nll_mean + word_surprisal. The options "
-                    "used go to SCORES.meta.json. Needs the [lm] extra.")
-    _input_output(p, output_help="score file (.jsonl, .csv, .json, .parquet)")
-    p.add_argument("--model", required=True, metavar="PATH_OR_NAME",
-                   help="model folder (e.g. from `entrosel probe train`), hub name, or .gguf file")
-    p.add_argument("--gguf-file", metavar="NAME", help="GGUF file inside the --model folder")
-    _lm_scoring_options(p)
-    _input_options(p)
-    _run_options(p, workers=False)
-    _scale_options(p, actors=True)
-    p.set_defaults(run=_cmd_score_lm)
-
-    p = scorers.add_parser("words", help="word surprisal under the pool's unigram frequencies",
-                           description="Write per record: word_surprisal = -(1/m) sum log f(w) "
-                                       "over its m words, f = add-one smoothed unigram "
-                                       "frequencies of the whole input.")
-    _input_output(p)
-    _input_options(p)
-    _run_options(p, workers=False)
-    _scale_options(p)
-    p.set_defaults(run=_cmd_score_words)
+    _score_parsers(verbs)
 
     p = verbs.add_parser("measure", help="compression ratio of whole data sets (R)",
                          description="For each data set as a whole: records, bytes, compressed "
@@ -395,67 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(p, workers=False)
     p.set_defaults(run=_cmd_measure)
 
-    select = verbs.add_parser("select", help="select a subset", description="Select a subset.")
-    methods = select.add_subparsers(dest="method", required=True, metavar="METHOD")
-    p = methods.add_parser(
-        "zip", help="ZIP: greedy selection of a low-compression-ratio subset",
-        description="ZIP (Yin et al. 2024): select samples whose set has a low compression "
-                    "ratio. Each round takes the K1 lowest-scoring samples, rescores them "
-                    "against the selection, keeps the K2 best as a batch and greedily picks "
-                    "K3 of it. Output: the selected records, unchanged, in selection order, "
-                    "stopping exactly at the budget.")
-    _input_output(p, output_help="selected records (format from extension)")
-    budget = p.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--budget", type=int, metavar="N", help="number of samples to select")
-    budget.add_argument("--budget-tokens", type=int, metavar="N",
-                        help="stop once the selection holds N tokens (needs --tokenizer)")
-    p.add_argument("--tokenizer", metavar="PATH_OR_NAME",
-                   help="Hugging Face tokenizer (tokenizer.json, folder or hub name) for --budget-tokens")
-    p.add_argument("--k1", type=int, default=10_000, help="stage-1 candidates per round (default: 10000)")
-    p.add_argument("--k2", type=int, default=200, help="stage-2 batch size (default: 200)")
-    p.add_argument("--k3", type=int, default=100, help="stage-3 picks per round (default: 100)")
-    p.add_argument("--scores-out", metavar="FILE",
-                   help="write each selected record's rank, index, id, round, stage-2 and stage-3 ratios")
-    p.add_argument("--checkpoint", metavar="DIR", help="save the state after every round in DIR")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint DIR")
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local worker processes (default) or Ray actors; the selection is the same")
-    _ray_address(p)
-    _input_options(p)
-    _compression_options(p)
-    _run_options(p)
-    p.set_defaults(run=_cmd_select_zip)
-
-    p = _score_selector(methods, "prune", "drop the lowest-scoring records first (information-content pruning)",
-                        "Prune the records with the lowest score first (Kim & Baek 2024: the least "
-                        "informative, --by info) and keep the rest in input order.")
-    _budget_options(p)
-    p.add_argument("--drop", choices=("lowest", "highest"), default="lowest",
-                   help="which end of the score to prune first (default: lowest)")
-    p = _score_selector(methods, "topk", "the records with the highest (or lowest) score",
-                        "Keep the best-scoring records, best first.")
-    _budget_options(p)
-    order = p.add_mutually_exclusive_group()
-    order.add_argument("--highest", "--largest", dest="largest", action="store_true", default=True,
-                       help="highest scores first (default; --largest is the older spelling)")
-    order.add_argument("--lowest", "--smallest", dest="largest", action="store_false",
-                       help="lowest scores first (--smallest is the older spelling)")
-    p = _score_selector(methods, "band", "records within a percentile band of a score (CCNet)",
-                        "Keep the records whose score lies between two percentiles of all scores, "
-                        "in input order; e.g. CCNet's head/middle/tail: --low 0 --high 30, "
-                        "--low 30 --high 60, --low 60 --high 100.")
-    p.add_argument("--low", type=float, required=True, metavar="PCT", help="lower percentile (inclusive)")
-    p.add_argument("--high", type=float, required=True, metavar="PCT",
-                   help="upper percentile (exclusive, inclusive at 100)")
-    p = _score_selector(methods, "random", "a seeded random subset (the baseline)",
-                        "A uniform random subset without replacement, reproducible for --seed, in "
-                        "the order drawn.")
-    _budget_options(p)
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    # the verbs below live in their own modules, which use this module's option helpers,
-    # so they are imported here rather than at the top
-    from entrosel.commands.target import add_select_target
-    add_select_target(methods)
+    _select_parsers(verbs)
 
     probe = verbs.add_parser("probe", help="the data probe: a small LM trained on a set",
                              description="The data probe: a small causal LM trained on a set.")
@@ -489,11 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     _probe_options(p)
     _lm_scoring_options(p)
     p.add_argument("--scores-out", metavar="FILE", help="also keep the per-record scores here")
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="score here (default) or on Ray; the probe trains here either way")
-    _ray_address(p)
     _input_options(p)
     _run_options(p, workers=False)
+    engine_options(p, workers=False, only=("ray_address",),
+                   engine_help="score here (default) or on Ray; the probe trains here either way")
     p.set_defaults(run=_cmd_prune)
 
     from entrosel.commands.filter import add_filter_parsers
@@ -574,6 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("entrosel: interrupted", file=sys.stderr)
         return 130
+    except WorkerDied as e:  # not the input's fault (so not 2), and not a bug to report
+        print(f"entrosel: error: {e}", file=sys.stderr)
+        return 1
     except Exception:
         traceback.print_exc()
         print("entrosel: internal error (exit 1); please report it with the traceback above",

@@ -20,11 +20,15 @@ __all__ = ["Param", "ParameterError", "check_fields", "check_params", "check_ran
 
 
 def option(default: Any = None, help: str = "", *, param: Param | None = None,
-           metavar: str | None = None, flags: tuple[str, ...] = (), cli: bool = True) -> Any:
+           metavar: str | None = None, flags: tuple[str, ...] = (), group: str | None = None,
+           required: bool = False, cli: bool = True) -> Any:
     """A dataclass field with its help text and allowed values. ``flags``: extra spellings
-    (older names kept as aliases); ``cli=False``: library-only (not a flag)."""
+    (older names kept as aliases); ``group``: a shared option group of the command line
+    (``"input"``, ``"lm"``, ...) that builds this flag; ``required``: the flag must be given
+    (a value the library may also take another way); ``cli=False``: library-only."""
     return dataclasses.field(default=default, metadata={
-        "help": help, "param": param, "metavar": metavar, "flags": flags, "cli": cli})
+        "help": help, "param": param, "metavar": metavar, "flags": flags, "group": group, "required": required,
+        "cli": cli})
 
 
 def constraints(obj: Any) -> dict[str, Param]:
@@ -102,7 +106,7 @@ class Param:
 
 
 def _num(x: float) -> str:
-    return f"{x:g}"
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def check_params(values: Mapping[str, Any], constraints: Mapping[str, Param]) -> None:

@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -23,7 +23,17 @@ from entrosel.progress import Progress
 if TYPE_CHECKING:
     from entrosel.engines.shards import Shard
 
+# a path, or records in memory: a list (or any iterable) of dicts, a pandas DataFrame, a
+# Hugging Face datasets.Dataset
 Source = str | os.PathLike | Iterable[Mapping[str, Any]]
+
+
+def _is_dataframe(source: Any) -> bool:
+    return type(source).__module__.startswith("pandas") and hasattr(source, "iloc")
+
+
+def _is_dataset(source: Any) -> bool:
+    return type(source).__module__.startswith("datasets") and hasattr(source, "select")
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,8 @@ def iter_records(source: Source, input_format: str | None = None,
     ``shard``, only the records that shard owns."""
     if isinstance(source, (str, os.PathLike)):
         records = read_records(source, input_format, rejects)
+    elif _is_dataframe(source):  # iterating a DataFrame gives its column names
+        records = (Record(i, data, "<DataFrame>") for i, data in enumerate(source.to_dict("records")))
     else:
         records = (Record(i, dict(_mapping(i, data)), "<records>") for i, data in enumerate(source))
     if shard is None:
@@ -221,3 +233,17 @@ def pick_records(source: Source, indices: Iterable[int],
         if record.index in wanted:
             found[record.index] = record
     return [found[i] for i in order]
+
+
+def subset_of(source: Any, indices: Sequence[int], input_format: str | None = None) -> Any:
+    """The records at input ``indices`` (in that order) as the same kind of thing as
+    ``source``: a DataFrame's rows (``iloc``, index labels kept), a ``Dataset.select``, a
+    list; from a path, a list of dicts."""
+    order = [int(i) for i in indices]
+    if _is_dataframe(source):
+        return source.iloc[order]
+    if _is_dataset(source):
+        return source.select(order)
+    if isinstance(source, Sequence) and not isinstance(source, (str, bytes)):
+        return [source[i] for i in order]
+    return [r.data for r in pick_records(source, order, input_format)]

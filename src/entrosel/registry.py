@@ -35,6 +35,10 @@ class Registry(Generic[T]):
             return cls
         return add
 
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` (a plugin unloaded, a test cleaning up); returns its class."""
+        return self._classes.pop(name)
+
     def __getitem__(self, name: str) -> T:
         try:
             return self._classes[name]
@@ -53,6 +57,9 @@ class Registry(Generic[T]):
 
     def names(self) -> tuple[str, ...]:
         return tuple(self._classes)
+
+    def values(self) -> Iterator[T]:
+        return iter(self._classes.values())
 
     def items(self) -> Iterator[tuple[str, T]]:
         return iter(self._classes.items())

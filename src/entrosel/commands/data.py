@@ -4,9 +4,8 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from entrosel.commands.filter import check_output
 from entrosel.io.sharegpt import SPLITS, sharegpt_records
-from entrosel.io.writers import write_records
+from entrosel.io.writers import output_format_for, write_records
 from entrosel.params import Param, check_params
 
 
@@ -14,7 +13,7 @@ def export_sharegpt(output: str | Path, split: str = "conversations", limit: int
     """Write ShareGPT ``conversations`` or single ``exchanges`` to ``output``; returns the count."""
     check_params({"split": split, "limit": limit},
                  {"split": Param(str, choices=tuple(SPLITS)), "limit": Param(int, low=1)})
-    check_output(output, "-o")  # an unknown extension is refused before the records are read
+    output_format_for(output, "-o")  # an unknown extension is refused before the records are read
     records = sharegpt_records(split)
     if limit is not None:
         records = itertools.islice(records, limit)

@@ -58,7 +58,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
 def add_evaluate_parser(verbs: Any) -> None:
     """The ``evaluate`` sub-command (cli.py adds it with one line)."""
-    from entrosel.cli import _device_option, _input_options  # cli.py imports this module late
+    from entrosel.commands.options import device_option, input_options
 
     p = verbs.add_parser(
         "evaluate", help="which subset trains the better model? train on each, compare on held-out sets",
@@ -94,7 +94,7 @@ def add_evaluate_parser(verbs: Any) -> None:
                       help="train and measure on all tokens, or only the assistant turns (SFT loss)")
     work.add_argument("--seeds", type=_seeds, default=[0], metavar="S,S,...",
                       help="training seeds; each subset is trained once per seed (default: 0)")
-    _device_option(work)  # bfloat16 on GPU
+    device_option(work)  # bfloat16 on GPU
     work.add_argument("--learning-rate", type=float, help="peak learning rate (default: by size; 5e-5 with --model)")
     work.add_argument("--batch-size", type=int, help="rows per step (default: 16; 8 with --model)")
     work.add_argument("--context", type=int, help="with --model: tokens per row (default: 512)")
@@ -103,7 +103,7 @@ def add_evaluate_parser(verbs: Any) -> None:
                          help="response ranking on the first N prompts of each set (default: 100; 0: off)")
     measure.add_argument("--rank-candidates", type=int, default=4, metavar="K",
                          help="responses ranked per prompt, the true one included (default: 4)")
-    _input_options(p, on_error=False)
+    input_options(p, on_error=False)
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None,
                    help="hide the progress bars and per-run lines")
     p.set_defaults(run=lambda a: _cmd_evaluate(_flatten(a)))

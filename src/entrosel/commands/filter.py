@@ -39,14 +39,6 @@ class FilterSummary(RunSummary):
         return ", ".join(parts) + f" in {self.seconds:.1f}s -> {self.output}{note}"
 
 
-def check_output(path: str | Path, flag: str) -> None:
-    """Refuse an output name whose format cannot be told, naming its option."""
-    try:
-        output_format_for(path)
-    except InputError as e:
-        raise InputError(f"{flag}: {e.reason}", e.path) from None
-
-
 def filter_to_file(step: Filter, input: Source, output: str | Path, *,
                    input_format: str | None = None, text_field: str | None = None,
                    template: str | None = None, on_error: str = "raise",
@@ -58,9 +50,9 @@ def filter_to_file(step: Filter, input: Source, output: str | Path, *,
     t0 = time.perf_counter()
     step.validate()
     options = InputOptions(input_format, "text", text_field, template, on_error)
-    check_output(output, "-o")  # a bad output name fails before the work
+    output_format_for(output, "-o")  # a bad output name fails before the work
     if removed_out is not None:
-        check_output(removed_out, "--removed-out")
+        output_format_for(removed_out, "--removed-out")
     step.fit(input, options, progress)
     referenced = {r.duplicate_of for r in step.removed_.values() if r.duplicate_of is not None}
     ids: dict[int, Any] = {}
@@ -132,11 +124,9 @@ def _step_from_args(a: argparse.Namespace) -> Filter:
 
 
 def _cmd_filter(a: argparse.Namespace) -> int:
-    from entrosel.cli import _unescape
-
     step = _step_from_args(a)
     s = filter_to_file(step, a.input, a.output, input_format=a.input_format,
-                       text_field=a.text_field, template=_unescape(a.template),
+                       text_field=a.text_field, template=a.template,
                        on_error=a.on_error, removed_out=a.removed_out, progress=a.progress)
     if isinstance(step, Dedup) and step.near:
         s.note = (f"MinHash {step.num_perm} permutations, {step.bands_} bands x {step.rows_} rows, "
@@ -152,7 +142,7 @@ def _doc(cls: type) -> str:
 
 def add_filter_parsers(verbs: Any) -> None:
     """``entrosel filter ...``: hooked into :func:`entrosel.cli.build_parser`."""
-    from entrosel.cli import _input_options, _input_output, _run_options
+    from entrosel.commands.options import input_options, input_output, progress_option
 
     filt = verbs.add_parser("filter", help="clean the pool: length, exact/near dedup, score bands",
                             description="Drop records from a pool before selecting; the kept "
@@ -160,16 +150,16 @@ def add_filter_parsers(verbs: Any) -> None:
     kinds = filt.add_subparsers(dest="filter", required=True, metavar="FILTER")
 
     def common(p: argparse.ArgumentParser) -> None:
-        _input_options(p)
+        input_options(p)
         p.add_argument("--removed-out", metavar="FILE",
                        help="write one row per removed record: index, id, reason, detail "
                             "(duplicates: duplicate_of, duplicate_of_id, similarity)")
-        _run_options(p, workers=False)
+        progress_option(p)
         p.set_defaults(run=_cmd_filter)
 
     p = kinds.add_parser("length", help="drop records too short or too long",
                          description=_doc(LengthFilter))
-    _input_output(p, output_help="kept records (format from extension)")
+    input_output(p, output_help="kept records (format from extension)")
     for unit, what in (("chars", "characters"), ("words", "whitespace-separated words"),
                        ("tokens", "tokens of --tokenizer")):
         p.add_argument(f"--min-{unit}", type=int, metavar="N", help=f"at least N {what}")
@@ -182,7 +172,7 @@ def add_filter_parsers(verbs: Any) -> None:
 
     p = kinds.add_parser("dedup", help="drop exact (and with --near, near) duplicates, keeping the first",
                          description=_doc(Dedup))
-    _input_output(p, output_help="kept records (format from extension)")
+    input_output(p, output_help="kept records (format from extension)")
     g = p.add_argument_group("exact duplicates (always)")
     g.add_argument("--lowercase", action="store_true", default=None,
                    help="compare texts lower-cased")
@@ -206,7 +196,7 @@ def add_filter_parsers(verbs: Any) -> None:
 
     p = kinds.add_parser("score", help="keep records whose score lies in a band",
                          description=_doc(ScoreFilter))
-    _input_output(p, output_help="kept records (format from extension)")
+    input_output(p, output_help="kept records (format from extension)")
     p.add_argument("--scores", required=True, metavar="FILE",
                    help="score file with an 'index' column (from `entrosel score ...`)")
     p.add_argument("--by", required=True, metavar="COLUMN", help="score column, e.g. perplexity")

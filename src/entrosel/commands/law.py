@@ -55,7 +55,7 @@ def law_measure(input: Source, *, serialize: str = "text", compressor: str = "zl
     read = dict(input_format=input_format, text_field=text_field, template=template)
     m = measure_one(input, serialize=serialize, compressor=compressor, level=level, on_error=on_error,
                     progress=progress, **read)
-    row: dict[str, Any] = {"input": m["input"], "records": m["records"], "R": m["compression_ratio"],
+    row: dict[str, Any] = {"input": m["input"], "records": m["records"], "R": m["R"],
                            "sha256": m["sha256"], "serialize": serialize, "compressor": compressor,
                            "level": m["level"], "rejected": m["rejected"]}
     if "rejects_file" in m:

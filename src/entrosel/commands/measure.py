@@ -16,7 +16,9 @@ def measure_one(source: Source, *, input_format: str | None = None, serialize: s
                 text_field: str | None = None, template: str | None = None,
                 compressor: str = "zlib", level: int | None = None, on_error: str = "raise",
                 rejects: Rejects | None = None, progress: bool | None = None) -> dict[str, Any]:
-    """``records``, ``bytes``, ``compressed_bytes`` and ``compression_ratio`` of the whole set.
+    """``records``, ``bytes``, ``compressed_bytes`` and ``R``, the compression ratio of the whole
+    set (the entropy law's name; ``compression_ratio``, the older key, holds the same value:
+    per record, ``entrosel score compression`` writes a ``compression_ratio`` column).
 
     With ``serialize="repr"`` and zlib the ratio is exactly
     ``len(s) / len(zlib.compress(s, level))`` for ``s = str(records).encode()``: the set is
@@ -48,7 +50,7 @@ def measure_one(source: Source, *, input_format: str | None = None, serialize: s
     is_path = isinstance(source, (str, os.PathLike))
     name = str(source) if is_path else "<records>"
     row = {"input": name, "records": records, "rejected": len(rejects), "bytes": meter.bytes,
-           "compressed_bytes": meter.compressed_bytes, "compression_ratio": r,
+           "compressed_bytes": meter.compressed_bytes, "R": r, "compression_ratio": r,
            "serialize": serialize, "compressor": compressor, "level": chosen.level,
            "sha256": digest.hexdigest()}
     if is_path and rejects.rejected:  # no output file here: the rejects go beside the input

@@ -10,20 +10,13 @@ from typing import Any
 from entrosel.commands.score import RunSummary
 from entrosel.commands.select import select_by_score
 from entrosel.commands.sharded import score
+from entrosel.engines import Engine, make_engine
 from entrosel.errors import InputError
 from entrosel.formats.render import turns_text
 from entrosel.io.records import Rejects, rejects_path
-from entrosel.params import Param, check_params
 from entrosel.pool import InputOptions, Source, rendered_records
 
 # prune's own options; the probe's are entrosel.probe.train.PARAMS
-_PRUNE = {"keep": Param(float, low=0, high=1, low_open=True), "budget": Param(int, low=1),
-          "budget_tokens": Param(int, low=1), "target": Param(str, choices=("all", "response")),
-          "batch_size": Param(int, low=1), "max_length": Param(int, low=1),
-          "stride": Param(int, low=1), "info_lm": Param(str, choices=("mean", "total")),
-          "engine": Param(str, choices=("local", "ray"))}
-
-
 def probe_train(input: Source, output: str | Path, *, size: str = "tiny", epochs: int = 1,
                 seed: int = 0, learning_rate: float | None = None, batch_size: int | None = None,
                 device: str = "auto", input_format: str | None = None, text_field: str | None = None,
@@ -49,59 +42,48 @@ def probe_train(input: Source, output: str | Path, *, size: str = "tiny", epochs
 
 
 def prune_pool(input: Source, output: str | Path, *, keep: float | None = None, budget: int | None = None,
-               budget_tokens: int | None = None, model: str | None = None, gguf_file: str | None = None,
-               probe_size: str = "tiny", epochs: int = 1, seed: int = 0, target: str = "all",
-               max_length: int = 1024, stride: int | None = None, batch_size: int = 16,
-               device: str = "auto", dtype: str = "auto", info_lm: str = "mean",
-               standardize: bool = False, scores_out: str | Path | None = None,
-               input_format: str | None = None, text_field: str | None = None,
-               template: str | None = None, on_error: str = "raise", engine: str = "local",
-               ray_address: str | None = None, progress: bool | None = None) -> RunSummary:
+               budget_tokens: int | None = None, model: str | None = None, probe_size: str = "tiny",
+               epochs: int = 1, seed: int = 0, scores_out: str | Path | None = None,
+               engine: str | Engine = "local", ray_address: str | None = None,
+               progress: bool | None = None, **scoring: Any) -> RunSummary:
     """The whole pipeline of Kim & Baek: train the probe on the pool (unless ``model`` is
     given), score every record's information content, prune the least informative.
+    ``scoring``: the fields of :class:`~entrosel.scoring.LanguageModelScorer` (``target``,
+    ``max_length``, ``device``, ..., and the input fields), with its defaults.
 
-    With ``engine="ray"`` the scoring runs on Ray (the probe trains here); its working
-    folder is made beside ``output``, which must then be on storage every node sees.
-    Every option is checked before the probe trains; a ``budget`` above the pool's readable
-    records is refused."""
+    With a distributed engine (``engine="ray"``) the scoring runs there (the probe trains
+    here); its working folder is made beside ``output``, which must then be on storage every
+    node sees. Every option is checked before the probe trains; a ``budget`` above the pool's
+    readable records is refused."""
     from entrosel.probe.train import check_probe_options
-    from entrosel.scoring.lm import resolve_device
+    from entrosel.scoring import LanguageModelScorer
+    from entrosel.selection import PruneSelector
 
     t0 = time.perf_counter()
-    read = dict(input_format=input_format, text_field=text_field, template=template)
-    values = dict(keep=keep, budget=budget, budget_tokens=budget_tokens, target=target,
-                  batch_size=batch_size, max_length=max_length, stride=stride, info_lm=info_lm,
-                  engine=engine)
-    check_params(values, _PRUNE)
-    given = [k for k in ("keep", "budget", "budget_tokens") if values[k] is not None]
-    if len(given) != 1:
-        raise InputError("give one of --keep, --budget or --budget-tokens")
-    if stride is not None and stride > max_length:
-        raise InputError(f"--stride ({stride}) cannot exceed --max-length ({max_length})")
-    if engine != "ray" and ray_address is not None:
-        raise InputError("--ray-address is for --engine ray; add --engine ray or drop it")
+    read = {k: scoring[k] for k in ("input_format", "text_field", "template") if k in scoring}
+    on_error = scoring.get("on_error", "raise")
+    scorer = LanguageModelScorer(model=model or "the probe", **scoring).validate()
+    PruneSelector(scores="scores", by="info", keep=keep, budget=budget,
+                  budget_tokens=budget_tokens).validate()
+    runner = make_engine(engine, ray_address=ray_address)  # an option of another engine is refused
     if model is None:
         check_probe_options(size=probe_size, epochs=epochs, seed=seed)
-    resolve_device(device)
     if budget is not None:
         readable = sum(1 for _ in rendered_records(input, InputOptions(on_error=on_error, **read),
                                                    Rejects(on_error)))
         if budget > readable:
             raise InputError(f"--budget ({budget:,}) is above the pool's {readable:,} readable "
                              f"records; give at most {readable:,}, or --keep a fraction")
-    beside = Path(output).absolute().parent if engine == "ray" else None
+    # a distributed engine's workers read the scores' folder: beside the output, not in /tmp
+    beside = Path(output).absolute().parent if runner.distributes else None
     with tempfile.TemporaryDirectory(prefix="entrosel-prune-", dir=beside) as work:
         if model is None:
-            model = str(Path(work) / "probe")
-            probe_train(input, model, size=probe_size, epochs=epochs, seed=seed, device=device,
-                        on_error="skip", progress=progress, **read)
+            scorer.model = str(Path(work) / "probe")
+            probe_train(input, scorer.model, size=probe_size, epochs=epochs, seed=seed,
+                        device=scorer.device, on_error="skip", progress=progress, **read)
         scores = Path(scores_out) if scores_out else Path(work) / "scores.jsonl"
-        scored = score("lm", input, scores, model=model, gguf_file=gguf_file, target=target,
-                       batch_size=batch_size, max_length=max_length, stride=stride,
-                       device=device, dtype=dtype,
-                       info_lm=info_lm, standardize=standardize, on_error=on_error,
-                       progress=progress, engine=engine, ray_address=ray_address, **read)
-        s = select_by_score(input, output, method="prune", scores=scores, by="info", keep=keep,
+        scored = score(scorer, input, scores, progress=progress, engine=runner)
+        s = select_by_score(input, output, method="prune", scores=str(scores), by="info", keep=keep,
                             budget=budget, budget_tokens=budget_tokens, **read)
         rejects_file = None
         if scored.rejects_file is not None:

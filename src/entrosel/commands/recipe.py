@@ -35,20 +35,24 @@ from typing import Any, Callable
 from entrosel.errors import InputError
 from entrosel.filters import FILTERS
 from entrosel.filters.params import Param, ParameterError, check_params
-from entrosel.formats.serialize import SERIALIZATIONS
 from entrosel.io.atomic import atomic_path
 from entrosel.io.readers import INPUT_FORMATS, detect_format, read_records
 from entrosel.io.writers import output_format_for, write_records
-from entrosel.scoring.compression import COMPRESSORS, Compressor
+from entrosel.params import constraints
+from entrosel.scoring import CompressionScorer
+from entrosel.scoring.compression import Compressor
+from entrosel.selection import ZipSelector
 
 _TOP = {"input": Param(str), "output": Param(str), "work_dir": Param(str),
         "input_format": Param(str, choices=INPUT_FORMATS), "text_field": Param(str),
         "template": Param(str), "on_error": Param(str, choices=("raise", "skip"))}
-_COMPRESSION = {"serialize": Param(str, choices=SERIALIZATIONS),
-                "compressor": Param(str, choices=COMPRESSORS), "level": Param(int),
-                "workers": Param(int, low=1)}
-_ZIP = {"budget": Param(int, low=0), "budget_tokens": Param(int, low=0), "tokenizer": Param(str),
-        "k1": Param(int, low=1), "k2": Param(int, low=1), "k3": Param(int, low=1), **_COMPRESSION}
+# the steps' options and their allowed values, as the classes declare them
+_WORKERS = {"workers": Param(int, low=0)}
+_COMPRESSION = {k: v for k, v in constraints(CompressionScorer).items()
+                if k in ("serialize", "compressor", "level")} | _WORKERS
+_ZIP = {k: v for k, v in constraints(ZipSelector).items()
+        if k in ("budget", "budget_tokens", "tokenizer", "k1", "k2", "k3", "serialize", "compressor",
+                 "level")} | _WORKERS
 
 
 @dataclass
@@ -109,7 +113,7 @@ def _filter_kind(name: str) -> StepKind:
         return s.line(step.kind)
 
     constraints = dict(cls.constraints)
-    if name == "score":  # an earlier score step can supply the file
+    if "scores" in constraints:  # an earlier score step can supply the score file
         constraints["scores"] = Param(str)
     return StepKind(constraints, "records", check, run)
 
@@ -126,10 +130,8 @@ def _run_score(input: Path, output: Path, step: Step, recipe: Recipe) -> str:
 
 
 def _check_zip(options: dict[str, Any]) -> None:
-    from entrosel.selection.zip import ZipSelector
-
     _check_compression(options)
-    ZipSelector(**options)._validate()
+    ZipSelector(**options).validate()
 
 
 def _run_zip(input: Path, output: Path, step: Step, recipe: Recipe) -> str:

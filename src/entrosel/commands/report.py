@@ -26,7 +26,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 def add_report_parser(verbs: Any) -> None:
     """The ``report`` sub-command (cli.py adds it with one line)."""
-    from entrosel.cli import _input_options  # cli.py imports this module late
+    from entrosel.commands.options import input_options
 
     p = verbs.add_parser(
         "report", help="what a selection holds: lengths, duplicates, R, scores, composition",
@@ -45,5 +45,5 @@ def add_report_parser(verbs: Any) -> None:
     p.add_argument("--by", metavar="FIELD", help="composition by this record field, e.g. source")
     p.add_argument("--tokenizer", metavar="PATH_OR_NAME",
                    help="count tokens with this tokenizer (default: whitespace-separated words)")
-    _input_options(p, on_error=False)
+    input_options(p, on_error=False)
     p.set_defaults(run=_cmd_report)

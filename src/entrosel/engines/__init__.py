@@ -1,4 +1,9 @@
-"""Where work runs. Scorers and evaluators do not know which engine runs them."""
-from entrosel.engines.local import EvaluatorGroup, default_workers, ordered_map, resolve_workers
+"""Where work runs: :data:`ENGINES` by name (``local``, ``ray``), each an :class:`Engine`.
+Scorers and selectors are handed an engine and do not know which one runs them."""
+from entrosel.engines.base import ENGINES, Engine, EvaluatorGroup, make_engine
+from entrosel.engines.local import (LocalEngine, WorkerDied, default_workers, ordered_map,
+                                    resolve_workers)
+from entrosel.engines.ray import RayEngine
 
-__all__ = ["EvaluatorGroup", "default_workers", "ordered_map", "resolve_workers"]
+__all__ = ["ENGINES", "Engine", "EvaluatorGroup", "LocalEngine", "RayEngine", "WorkerDied",
+           "default_workers", "make_engine", "ordered_map", "resolve_workers"]

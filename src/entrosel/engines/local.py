@@ -24,12 +24,15 @@ import traceback
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from entrosel.engines.base import ENGINES, Engine
 from entrosel.errors import InputError
 from entrosel.formats.serialize import Framing
+from entrosel.params import Param, option
 from entrosel.pool import OpenItems, PoolItems
 from entrosel.scoring.anchored import AnchoredEvaluator, make_evaluator
 from entrosel.scoring.compression import Compressor
@@ -339,3 +342,24 @@ class EvaluatorGroup:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@ENGINES.register("local")
+@dataclass
+class LocalEngine(Engine):
+    """Worker processes on this machine (the default): ``workers`` of them, 0 or ``None``
+    for all cores, 1 to run in this process."""
+
+    workers: int | None = option(None, "worker processes (default: all cores)",
+                                 param=Param(int, low=0), metavar="N")
+
+    def concurrency(self) -> int:
+        return resolve_workers(self.workers)
+
+    def map(self, fn: Callable[[Any], Any], chunks: Iterable[Any]) -> Iterator[Any]:
+        return ordered_map(fn, chunks, self.concurrency())
+
+    def evaluator_group(self, items: PoolItems, framing: Framing, compressor: Compressor,
+                        strategy: str = "auto", anchors: Sequence[str] = ("selected", "batch")
+                        ) -> EvaluatorGroup:
+        return EvaluatorGroup(items, framing, compressor, strategy, anchors, workers=self.concurrency())

@@ -16,13 +16,17 @@ atomic, so a retry starts clean.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Sequence
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from entrosel.engines.base import ENGINES, Engine
 from entrosel.errors import InputError
 from entrosel.formats.serialize import Framing
 from entrosel.pool import OpenItems, PoolItems
+from entrosel.params import Param, option
 from entrosel.scoring.compression import Compressor
 
 _MAX_RESTARTS = 3
@@ -179,3 +183,77 @@ class RayEvaluatorGroup:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def actor_gpus(requested: float | None, wants_gpu: bool, cluster_gpus: float) -> float:
+    """GPUs each model-loading actor asks Ray for: as requested, else one when the cluster
+    has GPUs and the model would use one."""
+    if requested is not None:
+        return requested
+    return 1.0 if cluster_gpus and wants_gpu else 0.0
+
+
+def _call(fn: Callable[[Any], Any], chunk: Any) -> Any:
+    return fn(chunk)
+
+
+@ENGINES.register("ray")
+@dataclass
+class RayEngine(Engine):
+    """A Ray cluster (``ray_address``, or ``RAY_ADDRESS``, or a local Ray started here).
+    ZIP runs on ``workers`` long-lived actors; scoring runs ``shards`` Ray Data tasks (a
+    model-loading scorer on ``actors`` replicas, each asking for ``gpus_per_actor`` GPUs);
+    other work (``map``) runs as Ray tasks. Data passed by path must be readable on the nodes."""
+
+    ray_address: str | None = option(None, "Ray cluster to join (default: RAY_ADDRESS, or "
+                                     "start a local Ray)", metavar="ADDR")
+    workers: int | None = option(None, "Ray actors for ZIP, tasks in flight for other work "
+                                 "(default: the cluster's CPUs)", param=Param(int, low=0), metavar="N")
+    shards: int | None = option(None, "shards of a scoring run (default: the cluster's CPUs)",
+                                param=Param(int, low=1), metavar="N")
+    actors: int | None = option(None, "model replicas of an LM scoring run (default: one per "
+                                "CPU, or per GPU)", param=Param(int, low=1), metavar="N")
+    gpus_per_actor: float | None = option(None, "GPUs each model replica asks Ray for (default: 1 "
+                                          "when the cluster has GPUs and --device is auto or "
+                                          "cuda, else 0)", param=Param(float, low=0), metavar="G")
+
+    distributes: ClassVar[bool] = True
+
+    def _cluster(self) -> dict[str, float]:
+        return init_ray(self.ray_address).cluster_resources()
+
+    def concurrency(self) -> int:
+        return self.workers or max(1, int(self._cluster().get("CPU", 1)))
+
+    def map(self, fn: Callable[[Any], Any], chunks: Iterable[Any]) -> Iterator[Any]:
+        ray = init_ray(self.ray_address)
+        task = ray.remote(num_cpus=1)(_call)
+        limit = 2 * self.concurrency()
+        fn_ref = ray.put(fn)
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append(task.remote(fn_ref, chunk))
+            if len(pending) >= limit:
+                yield ray.get(pending.popleft())
+        while pending:
+            yield ray.get(pending.popleft())
+
+    def evaluator_group(self, items: PoolItems, framing: Framing, compressor: Compressor,
+                        strategy: str = "auto", anchors: Sequence[str] = ("selected", "batch")
+                        ) -> "RayEvaluatorGroup":
+        return RayEvaluatorGroup(items, framing, compressor, strategy, anchors,
+                                 workers=self.workers or None, address=self.ray_address)
+
+    def shard_count(self) -> int:
+        return self.shards or max(1, int(self._cluster().get("CPU", 1)))
+
+    def map_shards(self, count: int, work: Callable[[Any, int], dict], *,
+                   setup: Callable[[], Any] | None = None, wants_gpu: bool = False) -> list[dict]:
+        gpus = actor_gpus(self.gpus_per_actor, setup is not None and wants_gpu,
+                          self._cluster().get("GPU", 0))
+        return map_shards(count, work, setup=setup, concurrency=self.actors, num_gpus=gpus,
+                          address=self.ray_address)
+
+    def shard_engine(self) -> Engine:
+        from entrosel.engines import LocalEngine
+        return LocalEngine(workers=1)  # Ray gives each task one CPU

@@ -20,6 +20,9 @@ from entrosel.formats.render import Turn
 from entrosel.io.records import Record, Rejects
 from entrosel.pool import InputOptions, Source, iter_records, rendered_records
 from entrosel.progress import Progress
+from entrosel.registry import Registry
+
+FILTERS: Registry = Registry("filter")
 
 _KEPT, _REMOVED = 1, 2
 

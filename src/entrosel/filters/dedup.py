@@ -34,7 +34,7 @@ import numpy as np
 
 from entrosel.engines.local import ordered_map, resolve_workers
 from entrosel.errors import InputError
-from entrosel.filters.base import Batch, Filter, Removal
+from entrosel.filters.base import Batch, FILTERS, Filter, Removal
 from entrosel.filters.minhash import band_hashes, lsh_params, shingle_hashes, signatures
 from entrosel.filters.params import Param
 from entrosel.formats.render import turns_text
@@ -53,6 +53,7 @@ def _sign_chunk(texts: list[str], ngram: int, num_perm: int, seed: int, bands: i
     return sig, band_hashes(sig, bands, rows), np.diff(offsets) > 0
 
 
+@FILTERS.register("dedup")
 @dataclass
 class Dedup(Filter):
     """Remove exact duplicates of the rendered text, keeping the first; with ``near``, also
@@ -73,7 +74,6 @@ class Dedup(Filter):
     workers: int | None = None
     work_dir: str | None = None
 
-    name: ClassVar[str] = "dedup"
     constraints: ClassVar[dict[str, Param]] = {
         "near": Param(bool), "threshold": Param(float, low=0, high=1, low_open=True),
         "ngram": Param(int, low=1, high=64), "num_perm": Param(int, low=2, high=1024),

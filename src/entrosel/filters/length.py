@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from entrosel.errors import InputError
-from entrosel.filters.base import Batch, Filter, Removal
+from entrosel.filters.base import Batch, FILTERS, Filter, Removal
 from entrosel.filters.params import Param, check_range, flag
 from entrosel.formats.render import turns_text
 from entrosel.pool import InputOptions, Source
@@ -13,6 +13,7 @@ from entrosel.pool import InputOptions, Source
 _COUNT = Param(int, low=0)
 
 
+@FILTERS.register("length")
 @dataclass
 class LengthFilter(Filter):
     """Keep records whose rendered text (turns joined by a blank line, as every scorer sees
@@ -31,7 +32,6 @@ class LengthFilter(Filter):
     tokenizer: str | None = None
     min_response_chars: int | None = None
 
-    name: ClassVar[str] = "length"
     constraints: ClassVar[dict[str, Param]] = {
         "min_chars": _COUNT, "max_chars": _COUNT, "min_words": _COUNT, "max_words": _COUNT,
         "min_tokens": _COUNT, "max_tokens": _COUNT, "tokenizer": Param(str),

@@ -10,12 +10,13 @@ from typing import ClassVar
 import numpy as np
 
 from entrosel.errors import InputError
-from entrosel.filters.base import Batch, Filter, Removal
+from entrosel.filters.base import Batch, FILTERS, Filter, Removal
 from entrosel.filters.params import Param, check_range
 from entrosel.io.readers import read_records
 from entrosel.pool import InputOptions, Source
 
 
+@FILTERS.register("score")
 @dataclass
 class ScoreFilter(Filter):
     """Keep records with ``min <= score <= max`` in column ``by`` of ``scores`` (a file with
@@ -27,7 +28,6 @@ class ScoreFilter(Filter):
     min: float | None = None
     max: float | None = None
 
-    name: ClassVar[str] = "score"
     constraints: ClassVar[dict[str, Param]] = {
         "scores": Param(str, required=True), "by": Param(str, required=True),
         "min": Param(float), "max": Param(float)}

@@ -27,9 +27,10 @@ def _gzipped(path: str | Path) -> bool:
     return Path(path).suffix.lower() == ".gz"
 
 
-def output_format_for(path: str | Path) -> str:
+def output_format_for(path: str | Path, flag: str | None = None) -> str:
     """The format to write ``path`` in: from its extension (``.gz`` looked through for JSONL,
-    JSON and CSV); a name with none is a HF folder."""
+    JSON and CSV); a name with none is a HF folder. ``flag``: the option that named it, for
+    the message."""
     p = Path(path)
     suffix = (p.with_suffix("") if _gzipped(p) else p).suffix.lower()
     fmt = SUFFIX_FORMATS.get(suffix)
@@ -37,7 +38,8 @@ def output_format_for(path: str | Path) -> str:
         return fmt
     if suffix == "" and not _gzipped(p):
         return "hf"
-    raise InputError(f"cannot tell the output format from {p.name!r}; use one of .jsonl .json "
+    named = f"{flag}: " if flag else ""
+    raise InputError(f"{named}cannot tell the output format from {p.name!r}; use one of .jsonl .json "
                      ".csv .parquet (.jsonl.gz .json.gz .csv.gz), or a folder name for a "
                      "Hugging Face dataset", p)
 

@@ -14,6 +14,10 @@ DEFAULT_LEVEL = 9  # the paper's and ZIP.py's zlib level
 # it picked fewer copies on the planted-copy pool (docs/zip.md), 15% faster at the paper's setting
 DEFAULT_LEVELS = {"zlib": DEFAULT_LEVEL, "zstd": 1, "lzma": DEFAULT_LEVEL}
 LEVEL_HELP = "compression level (default: 9 for zlib and lzma, the paper's; 1 for zstd)"
+COMPRESSOR_HELP = ("zlib (default, the paper's), zstd (in select zip: long-memory ZIP, which "
+                   "remembers the whole selection; docs/zip.md) or lzma")
+SERIALIZE_HELP = ("text: rendered text of each record, joined by a blank line (default); "
+                  "repr: str(list_of_records) as the official ZIP.py")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -38,6 +39,9 @@ from entrosel.errors import InputError
 from entrosel.formats.render import TURN_SEPARATOR, Turn, turns_text
 
 TARGETS = ("all", "response")
+# the defaults of `score lm` and `prune` (LanguageModelScorer's fields) and of this module
+BATCH_SIZE = 16
+MAX_LENGTH = 1024
 _RESPONSE_ROLES = {"assistant"}
 _LOGIT_ROWS = 512  # positions per head + log-softmax slice (its logits stay in cache)
 
@@ -90,7 +94,19 @@ def fused_activations(model: Any) -> Iterator[None]:
             setattr(parent, name, child)
 
 
+DEVICE = re.compile(r"auto|(cpu|cuda|mps)(:\d+)?")
+
+
+def check_device(device: str) -> str:
+    """Refuse a ``--device`` PyTorch would not know, before any work."""
+    if not isinstance(device, str) or not DEVICE.fullmatch(device):
+        raise InputError(f"--device must be cpu, cuda, cuda:N or auto, not {device!r}")
+    return device
+
+
 def resolve_device(device: str = "auto") -> str:
+    """The device to run on: ``auto`` is the GPU when PyTorch sees one."""
+    check_device(device)
     torch = _torch()
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -150,8 +166,8 @@ class LMScorer:
 
     model: Any
     tokenizer: Any
-    batch_size: int = 16
-    max_length: int = 1024
+    batch_size: int = BATCH_SIZE
+    max_length: int = MAX_LENGTH
     stride: int | None = None
     target: str = "all"
     device: str = "cpu"

@@ -21,20 +21,22 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from entrosel.engines.local import ordered_map, resolve_workers
+from entrosel.engines import Engine, make_engine
 from entrosel.errors import InputError
 from entrosel.io.records import Rejects
 from entrosel.pool import InputOptions, Pool, PoolItems, Source, load_pool, pick_records
+from entrosel.params import Param, check_fields, option
 from entrosel.progress import Progress
 from entrosel.scoring.conditional import LongMemory
 from entrosel.scoring.target import (DICT_LEVEL, DSIR_BUCKETS, NCD_LEVEL, DictionaryAlignment,
                                      HashedNgrams, NcdAlignment, bucket_log_probs,
                                      dictionary_shards, log_importance_weights)
 from entrosel.scoring.tokens import count_tokens, load_tokenizer
+from entrosel.selection.base import SELECTORS, Selector
 from entrosel.selection.by_score import _take, budget_size, top_k
 
 METHODS = ("dict", "ncd", "dsir")
@@ -81,8 +83,9 @@ def _ranges(sizes: np.ndarray, chunk_bytes: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
+@SELECTORS.register("target")
 @dataclass
-class TargetSelector:
+class TargetSelector(Selector):
     """Select the pool records closest to a target set (see the module docstring).
 
     After ``fit``: ``target_records_``, ``target_bytes_``, ``dictionaries_`` (dict: how many
@@ -92,60 +95,102 @@ class TargetSelector:
     ``notes_``: what was said on stderr.
     """
 
-    method: str = "dict"
-    budget: int | None = None
-    budget_tokens: int | None = None
-    keep: float | None = None
-    tokenizer: str | None = None
-    seed: int = 0
-    diverse: bool = False
-    candidates: float = 4.0  # diverse: ZIP chooses among this many times the budget
-    level: int | None = None  # dict: zstd level (default 9); ncd: gzip level (default 9)
-    shard_bytes: int | None = None  # dict: target bytes per dictionary (default: zstd's reach)
-    buckets: int = DSIR_BUCKETS
-    workers: int | None = None
-    input_format: str | None = None
-    target_format: str | None = None
-    text_field: str | None = None
-    template: str | None = None
-    on_error: str = "raise"
-    progress: bool | None = None
+    target: Source | None = option(None, "the target set (any input format; records rendered as "
+                                   "the pool's)", metavar="TARGET", required=True)
+    method: str = option("dict", "dict (default), ncd or dsir", param=Param(str, choices=METHODS))
+    budget: int | None = option(None, "select N records", param=Param(int, low=1), metavar="N",
+                                group="budget")
+    budget_tokens: int | None = option(None, "select records until they hold N tokens (needs "
+                                       "--tokenizer)", param=Param(int, low=1), metavar="N",
+                                       group="budget")
+    keep: float | None = option(None, "select this fraction of the pool",
+                                param=Param(float, low=0, high=1, low_open=True), metavar="FRACTION",
+                                group="budget")
+    tokenizer: str | None = option(None, "count tokens with this HF tokenizer", param=Param(str),
+                                   metavar="PATH_OR_NAME")
+    seed: int = option(0, "dsir's resampling seed", param=Param(int, low=0))
+    diverse: bool = option(False, "run long-memory ZIP (zstd) over the best --candidates x budget "
+                           "records, so the selection is aligned and not redundant", param=Param(bool))
+    candidates: float = option(4.0, "with --diverse: ZIP's shortlist, X times the budget",
+                               param=Param(float, low=1), metavar="X")
+    level: int | None = option(None, "dict: zstd level (default: 9); ncd: gzip level (default: 9)",
+                               param=Param(int), group="method")
+    shard_bytes: int | None = option(
+        None, "dict: target bytes per dictionary (default: as far as zstd's dictionary reaches: "
+        "32 MiB at level 5 and up, 16 MiB at levels 1-4); a larger target is cut into several",
+        param=Param(int, low=1), metavar="B", group="method")
+    buckets: int = option(DSIR_BUCKETS, "dsir: hash buckets", param=Param(int, low=2, high=1 << 24),
+                          group="method")
+    target_format: str | None = option(None, "the target's format (default: from its extension)",
+                                       group="method")
+    workers: int | None = option(None, group="engine")
+    # a name in entrosel.engines.ENGINES, or an Engine
+    engine: str | Engine = option("local", group="engine")
+    ray_address: str | None = option(None, group="engine")
+    progress: bool | None = option(None, cli=False)
 
     selected_: list[int] = field(default_factory=list, init=False, repr=False)
 
     # -- checks -------------------------------------------------------------------------
 
+    help: ClassVar[str] = "the records closest to a target set (dict, ZIP-FIT's ncd, DSIR)"
+    description: ClassVar[str] = (
+        "Select the pool records most like a target set (a few hundred examples of what the "
+        "model should get better at). dict (default): alignment = 1 - C(x|T)/C(x), each record "
+        "compressed once with the whole target as a zstd dictionary. ncd: ZIP-FIT's mean "
+        "1 - NCD to every target record (gzip level 9; N x M compressions). dsir: "
+        "hashed-n-gram importance weights, resampled by Gumbel top-k with --seed. Output: the "
+        "selected records, unchanged, best first.")
+    option_groups: ClassVar[tuple[str, ...]] = ("budget", "method", "input", "engine")
+    scores_out_help: ClassVar[str | None] = ("write every record's index, id, score (alignment, or "
+                                             "dsir's log_importance_weight) and rank in the selection")
+
     def _validate(self, selecting: bool = False) -> None:
-        if self.method not in METHODS:
-            raise InputError(f"--method must be one of {', '.join(METHODS)}, not {self.method!r}")
+        check_fields(self)
         if self.level is not None:
             if self.method == "dict":
                 LongMemory(self.level)  # refuses a level outside zstd's 1..22
             elif self.method == "ncd" and not 0 <= self.level <= 9:
                 raise InputError(f"--level for ncd (gzip) must be in 0..9, not {self.level}")
-        if self.shard_bytes is not None and self.shard_bytes < 1:
-            raise InputError(f"--shard-bytes must be >= 1, not {self.shard_bytes}")
-        if not 2 <= self.buckets <= 1 << 24:
-            raise InputError(f"--buckets must be in 2..16777216, not {self.buckets}")
-        if self.candidates < 1:
-            raise InputError(f"--candidates must be >= 1, not {self.candidates}")
-        if self.workers is not None and self.workers < 0:
-            raise InputError(f"--workers must be >= 1, not {self.workers}")
-        Rejects(self.on_error)  # refuses anything but raise or skip
+        self.engine_ = make_engine(self.engine, workers=self.workers, ray_address=self.ray_address)
         if not selecting:
             return
         given = sum(x is not None for x in (self.budget, self.budget_tokens, self.keep))
         if given != 1:
             raise InputError("give one of --budget N, --budget-tokens N or --keep FRACTION")
-        if self.budget is not None and self.budget < 0:
-            raise InputError(f"--budget must be >= 0, not {self.budget}")
-        if self.keep is not None and not 0.0 <= self.keep <= 1.0:
-            raise InputError(f"--keep must be a fraction in [0, 1], not {self.keep}")
-        if self.budget_tokens is not None:
-            if self.budget_tokens < 0:
-                raise InputError(f"--budget-tokens must be >= 0, not {self.budget_tokens}")
-            if not self.tokenizer:
-                raise InputError("--budget-tokens needs --tokenizer PATH_OR_NAME")
+        if self.budget_tokens is not None and not self.tokenizer:
+            raise InputError("--budget-tokens needs --tokenizer PATH_OR_NAME")
+        if self.target is None and not hasattr(self, "target_records_"):
+            raise InputError("give the target: --target TARGET (or fit(target) first)")
+
+    def validate(self) -> "TargetSelector":
+        self._validate(selecting=True)
+        return self
+
+    def rejected(self) -> Rejects:
+        return Rejects("skip", self.target_rejects_.rejected + self.rejects_.rejected)
+
+    def score_rows(self, indices: list[int]) -> list[dict[str, Any]]:
+        rank = {index: r for r, index in enumerate(indices)}
+        column = SCORE_COLUMN[self.method]
+        rows = []
+        for index, id_, value in zip(self.index_.tolist(), self.ids_, self.scores_.tolist()):
+            row: dict[str, Any] = {"index": index}
+            if id_ is not None:
+                row["id"] = id_
+            row[column] = value
+            row["rank"] = rank.get(index)
+            rows.append(row)
+        return rows
+
+    def summary(self, s: Any) -> str:
+        extra = (f" selected ({self.method}{', diverse' if self.diverse else ''}) of "
+                 f"{len(self.index_):,} toward a target of {self.target_records_:,}")
+        if self.dictionaries_ > 1:
+            extra += f" cut into {self.dictionaries_} dictionaries"
+        if self.tokens_ is not None:
+            extra += f", {self.tokens_:,} tokens"
+        return extra
 
     def _options(self, input_format: str | None) -> InputOptions:
         return InputOptions(input_format, "text", self.text_field, self.template, self.on_error)
@@ -162,6 +207,8 @@ class TargetSelector:
         self.notes_: list[str] = []
         self.target_rejects_ = Rejects(self.on_error)
         where = target if isinstance(target, (str, Path)) else None
+        if where is not None and not Path(where).exists():
+            raise InputError("--target: no such file or folder", where)
         with load_pool(target, self._options(self.target_format), self.target_rejects_,
                        progress=False) as pool:
             items = [pool[i] for i in range(len(pool))]
@@ -201,7 +248,7 @@ class TargetSelector:
         ranges = _ranges(sizes, _CHUNK_BYTES[self.method])
         parts = []
         with Progress(what, total=float(sizes.sum()), unit="B", enabled=self.progress) as bar:
-            for (a, b), part in zip(ranges, ordered_map(work, ranges, resolve_workers(self.workers))):
+            for (a, b), part in zip(ranges, self.engine_.map(work, ranges)):
                 parts.append(part)
                 bar.update(float(sizes[a:b].sum()))
         global _WORKER_SCORER
@@ -214,7 +261,7 @@ class TargetSelector:
         """Every readable pool record's score, in input order (``index_`` says which rows)."""
         return self._score(pool, None)
 
-    def _score(self, pool: Source, tokenizer: Any) -> np.ndarray:
+    def _score(self, pool: Source, tokenizer: Any, selecting: bool = False) -> np.ndarray:
         # with a tokenizer, also count each record's tokens while its text is at hand
         if not hasattr(self, "target_records_"):
             raise InputError("fit the selector on a target first: TargetSelector(...).fit(target)")
@@ -224,6 +271,8 @@ class TargetSelector:
             if len(p) == 0:
                 raise InputError("no usable records in the pool (all were rejected)",
                                  pool if isinstance(pool, (str, Path)) else None)
+            if selecting:
+                self._check_budget(len(p))
             self.index_ = p.index.copy()
             self.ids_ = list(p.ids)
             if self.method == "dsir":
@@ -247,11 +296,14 @@ class TargetSelector:
         return top_k(self.scores_, budget=len(self.scores_))
 
     def select(self, pool: Source) -> list[int]:
-        """Score ``pool`` and return the input indices of the selection, in selection order."""
+        """Score ``pool`` and return the input indices of the selection, in selection order
+        (fitted on ``target`` first when not fitted yet)."""
         self._validate(selecting=True)
+        if not hasattr(self, "target_records_"):
+            self.fit(self.target)
         # a tokenizer that does not load is a bad option: found out before the work
         tokenizer = load_tokenizer(self.tokenizer) if self.budget_tokens is not None else None
-        self._score(pool, tokenizer)
+        self._score(pool, tokenizer, selecting=True)
         tokens = self._tokens
         order = self._order()
         if not self.diverse:
@@ -278,7 +330,7 @@ class TargetSelector:
             self.selected_, self.tokens_ = [], (0 if self.budget_tokens is not None else None)
             return self.selected_
         records = [r.data for r in pick_records(pool, rows, self.input_format)]
-        zip_ = ZipSelector(compressor="zstd", workers=self.workers, text_field=self.text_field,
+        zip_ = ZipSelector(compressor="zstd", engine=self.engine_, text_field=self.text_field,
                            template=self.template, progress=self.progress, **wanted)
         picked = zip_.select(records)
         self.selected_ = [rows[i] for i in picked]

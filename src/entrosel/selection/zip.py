@@ -22,19 +22,23 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from entrosel.engines.local import EvaluatorGroup, resolve_workers
+from entrosel.engines import Engine, EvaluatorGroup, WorkerDied, make_engine
 from entrosel.errors import InputError
 from entrosel.io.records import Rejects
 from entrosel.pool import InputOptions, Pool, Source, load_pool
 from entrosel.progress import Progress
 from entrosel.scoring.anchored import resolve_strategy
-from entrosel.scoring.compression import Compressor, zstd_module
+from entrosel.formats.serialize import SERIALIZATIONS
+from entrosel.params import Param, option
+from entrosel.scoring.compression import (COMPRESSOR_HELP, COMPRESSORS, LEVEL_HELP, SERIALIZE_HELP,
+                                          Compressor, zstd_module)
 from entrosel.scoring.conditional import LongMemory
 from entrosel.scoring.tokens import record_token_counts
+from entrosel.selection.base import SELECTORS, Selector
 from entrosel.selection.checkpoint import Checkpoint, ZipState
 
 _SCORE_CHUNK = 4096
@@ -57,63 +61,93 @@ class RoundTiming:
     selected: int
 
 
+@SELECTORS.register("zip")
 @dataclass
-class ZipSelector:
+class ZipSelector(Selector):
     """Select samples by ZIP. Parameters as in the paper's ZIP.py; ``select`` does the work.
 
     After ``select``: ``selected_`` (input row indices, in selection order), ``rounds_``,
     ``stage2_ratios_``, ``stage3_ratios_`` (per selected sample), ``ids_``,
-    ``round_timings_``, ``initial_scoring_s_``, ``rejects_``, ``tokens_`` and ``notes_``
+    ``round_timings_``, ``initial_scoring_s_``, ``rejects_``, ``tokens_``, ``engine_`` (the
+    :class:`~entrosel.engines.Engine` it ran on) and ``notes_``
     (what was said on stderr, e.g. that a long-memory anchor outgrew zstd's reach).
     """
 
-    budget: int | None = None
-    budget_tokens: int | None = None
-    tokenizer: str | None = None
-    k1: int = 10_000
-    k2: int = 200
-    k3: int = 100
-    serialize: str = "text"
-    level: int | None = None  # None: the compressor's default (zlib 9, zstd 1)
-    compressor: str = "zlib"
-    workers: int | None = None
-    input_format: str | None = None
-    text_field: str | None = None
-    template: str | None = None
-    on_error: str = "raise"
-    checkpoint: str | Path | None = None
-    resume: bool = False
-    strategy: str = "auto"
-    engine: str = "local"
-    ray_address: str | None = None
-    progress: bool | None = None
+    budget: int | None = option(None, "number of samples to select", param=Param(int, low=1),
+                                metavar="N", group="budget")
+    budget_tokens: int | None = option(None, "stop once the selection holds N tokens (needs "
+                                       "--tokenizer)", param=Param(int, low=1), metavar="N",
+                                       group="budget")
+    tokenizer: str | None = option(None, "Hugging Face tokenizer (tokenizer.json, folder or hub "
+                                   "name) for --budget-tokens", param=Param(str), metavar="PATH_OR_NAME")
+    k1: int = option(10_000, "stage-1 candidates per round", param=Param(int, low=1))
+    k2: int = option(200, "stage-2 batch size", param=Param(int, low=1))
+    k3: int = option(100, "stage-3 picks per round", param=Param(int, low=1))
+    serialize: str = option("text", SERIALIZE_HELP, param=Param(str, choices=SERIALIZATIONS),
+                            group="compression")
+    level: int | None = option(None, LEVEL_HELP, param=Param(int), group="compression")
+    compressor: str = option("zlib", COMPRESSOR_HELP, param=Param(str, choices=COMPRESSORS),
+                             group="compression")
+    workers: int | None = option(None, group="engine")
+    checkpoint: str | Path | None = option(None, "save the state after every round in DIR",
+                                           metavar="DIR")
+    resume: bool = option(False, "continue the run saved in --checkpoint DIR", param=Param(bool))
+    strategy: str = option("auto", cli=False)  # how ratios are computed; see scoring.anchored
+    # a name in entrosel.engines.ENGINES, or an Engine
+    engine: str | Engine = option("local", group="engine")
+    ray_address: str | None = option(None, group="engine")
+    progress: bool | None = option(None, cli=False)
 
     selected_: list[int] = field(default_factory=list, init=False, repr=False)
 
-    def _validate(self) -> None:
+    help: ClassVar[str] = "ZIP: greedy selection of a low-compression-ratio subset"
+    description: ClassVar[str] = (
+        "ZIP (Yin et al. 2024): select samples whose set has a low compression ratio. Each round "
+        "takes the K1 lowest-scoring samples, rescores them against the selection, keeps the K2 "
+        "best as a batch and greedily picks K3 of it. Output: the selected records, unchanged, "
+        "in selection order, stopping exactly at the budget.")
+    option_groups: ClassVar[tuple[str, ...]] = ("budget", "input", "compression", "engine")
+    scores_out_help: ClassVar[str | None] = ("write each selected record's rank, index, id, round, "
+                                             "stage-2 and stage-3 ratios")
+
+    def _check(self) -> None:
         if (self.budget is None) == (self.budget_tokens is None):
             raise InputError("give a budget: --budget N (samples) or --budget-tokens N (with --tokenizer)")
-        if self.budget is not None and self.budget < 0:
-            raise InputError(f"--budget must be >= 0, not {self.budget}")
-        if self.budget_tokens is not None:
-            if self.budget_tokens < 0:
-                raise InputError(f"--budget-tokens must be >= 0, not {self.budget_tokens}")
-            if not self.tokenizer:
-                raise InputError("--budget-tokens needs --tokenizer PATH_OR_NAME")
-        for name in ("k1", "k2", "k3"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name} must be >= 1, not {getattr(self, name)}")
+        if self.budget_tokens is not None and not self.tokenizer:
+            raise InputError("--budget-tokens needs --tokenizer PATH_OR_NAME")
         if self.resume and not self.checkpoint:
             raise InputError("--resume needs --checkpoint DIR")
-        resolve_workers(self.workers)  # refuses a bad count before the pool is read
-        if self.ray_address and self.engine != "ray":
-            raise InputError("--ray-address is for --engine ray; add --engine ray or drop it")
-        if self.engine not in ("local", "ray"):
-            raise InputError(f"--engine must be 'local' or 'ray', not {self.engine!r}")
+        if self.k2 > self.k1:
+            raise InputError(f"--k2 ({self.k2}) must be at most --k1 ({self.k1}): the batch is "
+                             "taken from the K1 candidates")
+        if self.k3 > self.k2:
+            raise InputError(f"--k3 ({self.k3}) must be at most --k2 ({self.k2}): the picks are "
+                             "taken from the K2 batch")
+        Compressor(self.compressor, self.level)  # refuses a level outside the compressor's range
+        # a bad worker count or an option of another engine is refused before the pool is read
+        self.engine_ = make_engine(self.engine, workers=self.workers, ray_address=self.ray_address)
+
+    def _validate(self) -> None:  # the older name
+        self.validate()
+
+    def score_rows(self, indices: list[int]) -> list[dict[str, Any]]:
+        rows = []
+        for rank, (index, id_, rnd, r2, r3) in enumerate(zip(
+                indices, self.ids_, self.rounds_, self.stage2_ratios_, self.stage3_ratios_)):
+            row: dict[str, Any] = {"rank": rank, "index": index}
+            if id_ is not None:
+                row["id"] = id_
+            row.update(round=rnd, stage2_ratio=r2, stage3_ratio=r3)
+            rows.append(row)
+        return rows
+
+    def summary(self, s: Any) -> str:
+        tokens = f", {self.tokens_:,} tokens" if self.budget_tokens is not None else ""
+        return f" selected in {len(self.round_timings_)} rounds{tokens}"
 
     def select(self, source: Source) -> list[int]:
-        """Run ZIP over ``source`` (a path, or a list of dict records); return input indices."""
-        self._validate()
+        """Run ZIP over ``source`` (a path, or dict records); return input indices."""
+        self.validate()
         compressor = Compressor(self.compressor, self.level)
         options = InputOptions(self.input_format, self.serialize, self.text_field,
                                self.template, self.on_error)
@@ -123,6 +157,7 @@ class ZipSelector:
             if len(pool) == 0:
                 raise InputError("no usable records in the input (all were rejected)",
                                  source if isinstance(source, (str, Path)) else None)
+            self._check_budget(len(pool))
             tokens = self._token_counts(source, options, pool)
             checkpoint = self._checkpoint(pool, compressor)
             state = self._start(checkpoint)
@@ -137,11 +172,8 @@ class ZipSelector:
         return self.selected_
 
     def _evaluators(self, pool: Pool, options: InputOptions, compressor: Compressor):
-        args = (pool.items, options.serialization.framing, compressor, self.strategy)
-        if self.engine == "ray":
-            from entrosel.engines.ray import RayEvaluatorGroup
-            return RayEvaluatorGroup(*args, workers=self.workers, address=self.ray_address)
-        return EvaluatorGroup(*args, workers=self.workers)
+        return self.engine_.evaluator_group(pool.items, options.serialization.framing, compressor,
+                                            self.strategy)
 
     def _token_counts(self, source: Source, options: InputOptions, pool: Pool) -> np.ndarray | None:
         if self.budget_tokens is None:
@@ -224,6 +256,10 @@ class ZipSelector:
         except KeyboardInterrupt:
             raise Interrupted(state.round, len(state.selected),
                               checkpoint.folder if checkpoint else None) from None
+        except WorkerDied as e:  # only once the replacements ran out
+            if checkpoint is None:
+                raise
+            raise WorkerDied(f"{e}; the state is saved in {checkpoint.folder}: rerun with --resume") from None
         return state
 
     def _round(self, group: EvaluatorGroup, tokens: np.ndarray | None, state: ZipState) -> None:

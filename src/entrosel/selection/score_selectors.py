@@ -1,0 +1,179 @@
+"""``entrosel select prune|topk|band|random``: choose records by a column of a score file
+(from ``entrosel score ...``, an ``index`` column naming input records); the choosing itself
+is :mod:`entrosel.selection.by_score`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from entrosel.errors import InputError
+from entrosel.io.readers import read_records
+from entrosel.io.records import Rejects
+from entrosel.params import Param, option
+from entrosel.pool import Source, rendered_records
+from entrosel.scoring.tokens import record_token_counts
+from entrosel.selection import by_score
+from entrosel.selection.base import SELECTORS, Selector
+
+def read_scores(path: str | Path, by: str | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """A score file's ``index`` column, its ``by`` column and its ``tokens`` column (if any)."""
+    if not Path(path).exists():
+        raise InputError("--scores: no such score file; make it with `entrosel score ...`", path)
+    rows = [r.data for r in read_records(path)]
+    columns = list(rows[0])
+    for needed in ["index"] + ([by] if by else []):
+        if needed not in rows[0]:
+            named = "--by: " if needed == by else ""
+            raise InputError(f"{named}score file has no column {needed!r} (columns: "
+                             f"{', '.join(columns)}); make it with `entrosel score ...`", path)
+    try:
+        index = np.array([int(r["index"]) for r in rows], dtype=np.int64)
+        values = None if by is None else np.array(
+            [np.nan if r.get(by) in (None, "") else float(r[by]) for r in rows], dtype=np.float64)
+        tokens = (np.array([int(r["tokens"]) for r in rows], dtype=np.int64)
+                  if "tokens" in rows[0] else None)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"score file has a non-numeric value: {e}", path) from None
+    return index, values, tokens
+
+
+@dataclass
+class ScoreSelector(Selector):
+    """Base of the selectors that choose by a column ``by`` of the score file ``scores``."""
+
+    scores: str | None = option(None, "score file with an 'index' column (from `entrosel score ...`)",
+                                param=Param(str, required=True), metavar="FILE")
+    by: str | None = option(None, "score column to select by", param=Param(str, required=True),
+                            metavar="COLUMN")
+
+    option_groups: ClassVar[tuple[str, ...]] = ("input",)
+
+    def _choose(self, values: np.ndarray | None, tokens: np.ndarray | None, n: int) -> np.ndarray:
+        """Positions into the score file's rows, in selection order."""
+        raise NotImplementedError
+
+    def select(self, pool: Source) -> list[int]:
+        self.validate()
+        options = self.input_options()
+        self.rejects_ = Rejects(self.on_error)
+        # every input record is read (and rendered) once under the on-error policy, as by the
+        # other verbs; only readable records can be selected
+        readable = [r.index for r, _ in rendered_records(pool, options, self.rejects_)]
+        if self.scores is None:  # random without a score file: the readable records
+            index, values, file_tokens = np.array(readable, dtype=np.int64), None, None
+        else:
+            index, values, file_tokens = read_scores(self.scores, self.by)
+        tokens = file_tokens
+        if getattr(self, "budget_tokens", None) is not None and getattr(self, "tokenizer", None):
+            tokens = record_token_counts(pool, index, self.tokenizer, options)
+        self._check_budget(len(index))
+        chosen = self._choose(values, tokens, len(index))
+        self.selected_ = index[chosen].tolist()
+        known = set(readable)
+        missing = [i for i in self.selected_ if i not in known]
+        if missing:
+            raise InputError(f"the score file names {len(missing)} record(s) the input does not hold "
+                             f"as readable records (first: index {missing[0]}); score this input again",
+                             self.scores)
+        return self.selected_
+
+
+@dataclass
+class _BudgetedScoreSelector(ScoreSelector):
+    keep: float | None = option(None, "keep this fraction of the scored records",
+                                param=Param(float, low=0, high=1, low_open=True), metavar="FRACTION",
+                                group="budget")
+    budget: int | None = option(None, "keep N records", param=Param(int, low=1), metavar="N",
+                                group="budget")
+    budget_tokens: int | None = option(None, "keep records until they hold N tokens (a 'tokens' "
+                                       "score column, or --tokenizer)", param=Param(int, low=1),
+                                       metavar="N", group="budget")
+    tokenizer: str | None = option(None, "count tokens with this HF tokenizer", param=Param(str),
+                                   metavar="PATH_OR_NAME")
+
+    option_groups: ClassVar[tuple[str, ...]] = ("budget", "input")
+
+    def _check(self) -> None:
+        if sum(x is not None for x in (self.keep, self.budget, self.budget_tokens)) != 1:
+            raise InputError("give one of --keep FRACTION, --budget N or --budget-tokens N")
+
+    def _budgets(self, tokens: np.ndarray | None) -> dict[str, Any]:
+        return dict(keep=self.keep, budget=self.budget, budget_tokens=self.budget_tokens, tokens=tokens)
+
+
+@SELECTORS.register("prune")
+@dataclass
+class PruneSelector(_BudgetedScoreSelector):
+    """Drop the lowest-scoring records first (Kim & Baek: the least informative, ``by="info"``);
+    keep the rest in input order."""
+
+    drop: str = option("lowest", "which end of the score to prune first",
+                       param=Param(str, choices=("lowest", "highest")))
+
+    help: ClassVar[str] = "drop the lowest-scoring records first (information-content pruning)"
+    description: ClassVar[str] = ("Prune the records with the lowest score first (Kim & Baek 2024: "
+                                  "the least informative, --by info) and keep the rest in input order.")
+
+    def _choose(self, values, tokens, n):
+        return by_score.prune(values, drop=self.drop, **self._budgets(tokens))
+
+
+@SELECTORS.register("topk")
+@dataclass
+class TopKSelector(_BudgetedScoreSelector):
+    """The records with the highest (``largest=False``: lowest) scores, best first."""
+
+    largest: bool = option(True, cli=False)
+
+    help: ClassVar[str] = "the records with the highest (or lowest) score"
+    description: ClassVar[str] = "Keep the best-scoring records, best first."
+    option_groups: ClassVar[tuple[str, ...]] = ("budget", "order", "input")
+
+    def _choose(self, values, tokens, n):
+        return by_score.top_k(values, largest=self.largest, **self._budgets(tokens))
+
+
+@SELECTORS.register("band")
+@dataclass
+class BandSelector(ScoreSelector):
+    """The records whose score lies between two percentiles of all scores, in input order."""
+
+    low: float | None = option(None, "lower percentile (inclusive)",
+                               param=Param(float, low=0, high=100, required=True), metavar="PCT")
+    high: float | None = option(None, "upper percentile (exclusive, inclusive at 100)",
+                                param=Param(float, low=0, high=100, required=True), metavar="PCT")
+
+    help: ClassVar[str] = "records within a percentile band of a score (CCNet)"
+    description: ClassVar[str] = (
+        "Keep the records whose score lies between two percentiles of all scores, in input "
+        "order; e.g. CCNet's head/middle/tail: --low 0 --high 30, --low 30 --high 60, "
+        "--low 60 --high 100.")
+
+    def _check(self) -> None:
+        if self.low >= self.high:
+            raise InputError(f"--low ({self.low:g}) must be below --high ({self.high:g})")
+
+    def _choose(self, values, tokens, n):
+        return by_score.band(values, self.low, self.high)
+
+
+@SELECTORS.register("random")
+@dataclass
+class RandomSelector(_BudgetedScoreSelector):
+    """A uniform random subset without replacement, reproducible for ``seed``, in the order drawn."""
+
+    scores: str | None = option(None, "score file with an 'index' column (optional: for a "
+                                "'tokens' column, or to draw from the scored records only)",
+                                param=Param(str), metavar="FILE")
+    by: str | None = option(None, cli=False)
+    seed: int = option(0, "random seed", param=Param(int, low=0))
+
+    help: ClassVar[str] = "a seeded random subset (the baseline)"
+    description: ClassVar[str] = ("A uniform random subset without replacement, reproducible for "
+                                  "--seed, in the order drawn.")
+
+    def _choose(self, values, tokens, n):
+        return by_score.random_subset(n, seed=self.seed, **self._budgets(tokens))

@@ -1,0 +1,91 @@
+"""docs/extending.md as it stands: its Python blocks define a scorer, a selector and an engine;
+each is then used from the library and from the command line."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from entrosel import ENGINES, SCORERS, SELECTORS, ZipSelector, render_text
+from entrosel.cli import main
+from entrosel.io import read_records
+
+from .conftest import write_jsonl
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
+REGISTERED = {SCORERS: "length", SELECTORS: "shortest", ENGINES: "threads"}
+
+
+@pytest.fixture
+def parts():
+    """The doc's blocks run as modules; their registrations are undone afterwards."""
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    assert len(blocks) == 3
+    found: dict = {}
+    try:
+        for i, code in enumerate(blocks):
+            module = types.ModuleType(f"extending_example_{i}")
+            sys.modules[module.__name__] = module
+            exec(compile(code, f"{DOC.name} block {i + 1}", "exec"), module.__dict__)
+            found.update({k: v for k, v in module.__dict__.items() if k.endswith(("Scorer", "Selector", "Engine"))})
+        yield found
+    finally:
+        for registry, name in REGISTERED.items():
+            if name in registry:
+                registry.unregister(name)
+        for i in range(len(blocks)):
+            sys.modules.pop(f"extending_example_{i}", None)
+
+
+POOL = [{"id": f"r{i}", "conversations": [{"from": "human", "value": "say " + "word " * (i % 7)},
+                                           {"from": "gpt", "value": "ok " * (i % 5 + 1)}]}
+        for i in range(30)]
+
+
+def test_the_scorer_from_the_doc(tmp_path, parts, capsys):
+    pool = write_jsonl(tmp_path / "pool.jsonl", POOL)
+    out = tmp_path / "lengths.jsonl"
+    assert main(["score", "length", str(pool), "-o", str(out), "--unit", "words"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [r["id"] for r in POOL]
+    # "say" + i%7 words, a blank line, "ok" x (i%5+1)
+    assert [r["length"] for r in rows] == [1 + i % 7 + i % 5 + 1 for i in range(30)]
+    assert rows[6]["longest_turn"] == 7
+    with pytest.raises(SystemExit) as refused:  # argparse refuses a value outside the choices
+        main(["score", "length", str(pool), "-o", str(out), "--unit", "bytes"])
+    assert refused.value.code == 2 and "invalid choice: 'bytes'" in capsys.readouterr().err
+    s = parts["LengthScorer"]().score_file(pool, tmp_path / "chars.csv")
+    assert s.records == 30 and (tmp_path / "chars.csv").read_text().startswith("index,id,length")
+
+
+def test_the_selector_from_the_doc(tmp_path, parts, capsys):
+    pandas = pytest.importorskip("pandas")
+    pool = write_jsonl(tmp_path / "pool.jsonl", POOL)
+    out = tmp_path / "short.jsonl"
+    assert main(["select", "shortest", str(pool), "-o", str(out), "--budget", "3"]) == 0
+    shortest = [POOL[i]["id"] for i in sorted(range(30), key=lambda i: (len(render_text(POOL[i])), i))[:3]]
+    assert [r.data["id"] for r in read_records(out)] == shortest
+    frame = pandas.DataFrame(POOL)
+    subset = parts["ShortestSelector"](budget=3).subset(frame)
+    assert isinstance(subset, pandas.DataFrame) and subset["id"].tolist() == shortest
+    assert main(["select", "shortest", str(pool), "-o", str(out), "--budget", "31"]) == 2
+    assert "--budget (31) is above the pool's 30 readable records" in capsys.readouterr().err
+
+
+def test_the_engine_from_the_doc(tmp_path, parts):
+    pool = write_jsonl(tmp_path / "pool.jsonl", POOL)
+    assert main(["score", "compression", str(pool), "-o", str(tmp_path / "local.jsonl"), "--workers", "1"]) == 0
+    assert main(["score", "compression", str(pool), "-o", str(tmp_path / "threads.jsonl"),
+                 "--engine", "threads", "--workers", "2"]) == 0
+    assert (tmp_path / "threads.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    options = dict(budget=8, k1=20, k2=10, k3=4)
+    assert ZipSelector(engine=parts["ThreadEngine"](workers=2), **options).select(POOL) == \
+        ZipSelector(workers=1, **options).select(POOL)
+
+
+def test_the_doc_parts_are_gone_afterwards():
+    assert "length" not in SCORERS and "shortest" not in SELECTORS and "threads" not in ENGINES
