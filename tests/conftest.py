@@ -10,7 +10,8 @@ import pytest
 from entrosel.io.sharegpt import sharegpt_records
 
 # The fast tier, `pytest -m unit`: every test but those that train or load a language
-# model, start Ray, run the command line in subprocesses, or open a browser. CI runs all.
+# model, start Ray, run the command line in subprocesses, open a browser, or take over a
+# second. CI runs all.
 _NOT_UNIT_MODULES = {"test_ray", "test_ray_cluster", "test_lm", "test_probe", "test_evaluate",
                      "test_report", "test_report_selection", "test_recipes", "test_properties"}
 _NOT_UNIT_TESTS = {"test_killed_run_resumes_byte_identical", "test_token_budget",
@@ -22,7 +23,15 @@ _NOT_UNIT_TESTS = {"test_killed_run_resumes_byte_identical", "test_token_budget"
                    "test_killed_worker_is_replaced_and_the_selection_stays",
                    "test_worker_killed_while_computing_is_replaced",
                    "test_a_worker_that_keeps_dying_ends_the_run_with_a_clear_error",
-                   "test_ordered_map_with_a_killed_worker_raises_worker_died"}
+                   "test_ordered_map_with_a_killed_worker_raises_worker_died",
+                   # over a second each on a busy 2-vCPU machine (pytest --durations)
+                   "test_live_compressor_equals_recompressing_on_real_data",
+                   "test_track_and_check_on_real_data", "test_other_compressors_run_the_same_algorithm",
+                   "test_compressor_and_level_match_the_reference", "test_lsh_params_are_datasketchs",
+                   "test_long_memory_does_not_repick_planted_copies", "test_bad_input_exit_2_and_no_output",
+                   "test_law_check_cli_passes_sigma", "test_usage_error_exits_2",
+                   "test_data_sharegpt_export", "test_dsir_resamples_with_its_seed",
+                   "test_help_everywhere", "test_template_from_the_shell"}  # subprocesses
 
 
 def pytest_collection_modifyitems(items) -> None:
