@@ -115,6 +115,7 @@ CASES = [
     ("score compression {pool} -o {out}/s.jsonl --ray-address auto", "--ray-address"),
     ("score compression {pool} -o {out}/s.jsonl --engine ray --shards 0", "--shards"),
     ("score compression {pool} -o {out}/s.jsonl --engine ray --shard 0/2", "--shard"),
+    ("score compression {pool} -o {out}/s.jsonl --engine ray --actors 2", "--actors"),
     ("score compression {missing} -o {out}/s.jsonl", "{missing}"),
     ("score compression {pool} -o {out}/s.txt", _OUTPUT_FLAG),
     # ---- score lm

@@ -155,6 +155,12 @@ def score(scorer: str | Scorer, input: Any, output: str | Path, *, engine: str |
     elif params:
         raise InputError(f"{', '.join(params)}: set these on the scorer object, not beside it")
     scorer.validate()
+    if not scorer.loads_model:
+        given = [f for f, v in (("--actors", actors), ("--gpus-per-actor", gpus_per_actor)) if v is not None]
+        if given:
+            raise InputError(f"{', '.join(given)}: model replicas are for a scorer that loads a "
+                             f"model (score lm), not score {scorer.name}; drop "
+                             f"{'it' if len(given) == 1 else 'them'}")
     runner = make_engine(engine, workers=workers, ray_address=ray_address, shards=shards,
                          actors=actors, gpus_per_actor=gpus_per_actor)
     if isinstance(shard, str):
