@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
@@ -62,7 +62,7 @@ class Scorer:
     name: ClassVar[str]
     help: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    # the shared option groups of its command (see entrosel.commands.options.GROUPS)
+    # the shared option groups of its command (see entrosel.commands.options.GROUP_TITLES)
     option_groups: ClassVar[tuple[str, ...]] = ("input",)
     # True: it scores on the engine's workers (the command takes --workers)
     parallel: ClassVar[bool] = False
@@ -85,8 +85,7 @@ class Scorer:
 
     def get_params(self) -> dict[str, Any]:
         """The hyper-parameters, by name (what a shard marker fingerprints)."""
-        from dataclasses import fields
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 
     def input_options(self) -> InputOptions:
         return InputOptions(self.input_format, self.serialize, self.text_field, self.template,

@@ -164,41 +164,6 @@ class CompressionScorer(Scorer):
         return f", {s.bytes / 1e6:.1f} MB scored{rate}"
 
 
-# ------------------------------------------------------------------ word surprisal
-
-WORD_SURPRISAL_DOC = "-(1/m) sum log f(w); f = add-one smoothed unigram frequency of the pool; words = \\w+ lower-cased"
-
-
-def word_model(source: Source, options: InputOptions) -> WordSurprisal:
-    """Unigram frequencies of the whole pool (also when one shard is scored)."""
-    return WordSurprisal().fit(turns_text(turns)
-                               for _, turns in rendered_records(source, options, Rejects("skip")))
-
-
-@SCORERS.register("words")
-@dataclass
-class WordSurprisalScorer(Scorer):
-    """``word_surprisal`` per record under the unigram frequencies of the whole input."""
-
-    help: ClassVar[str] = "word surprisal under the pool's unigram frequencies"
-    description: ClassVar[str] = ("Write per record: word_surprisal = -(1/m) sum log f(w) over its "
-                                  "m words, f = add-one smoothed unigram frequencies of the whole input.")
-
-    def rows(self, source: Source, rejects: Rejects, *, engine: Engine, shard: Shard | None,
-             loaded: Any, progress: bool | None) -> Iterator[dict[str, Any]]:
-        options = self.input_options()
-        self.model_ = word_model(source, options)
-        with Progress("scoring words", unit=" records", enabled=progress) as bar:
-            for record, turns in rendered_records(source, options, rejects, shard):
-                [ws] = self.model_.score([turns_text(turns)])
-                yield id_row(record) | {"word_surprisal": float(ws)}
-                bar.update()
-
-    def meta(self) -> dict[str, Any]:
-        return {"word_surprisal": WORD_SURPRISAL_DOC, "vocabulary": len(self.model_.counts_),
-                "pool_words": self.model_.total_}
-
-
 # ------------------------------------------------------------------ description length
 
 def combine_info(nll: np.ndarray, word_surprisal: np.ndarray, standardize: bool = False) -> np.ndarray:
@@ -316,3 +281,38 @@ class LanguageModelScorer(Scorer):
     def summary(self, s: RunSummary) -> str:
         rate = f" ({s.bytes / s.seconds:,.0f} tokens/s)" if s.seconds > 0 else ""
         return f", {s.bytes:,} tokens scored{rate}"
+
+
+# ------------------------------------------------------------------ word surprisal
+
+WORD_SURPRISAL_DOC = "-(1/m) sum log f(w); f = add-one smoothed unigram frequency of the pool; words = \\w+ lower-cased"
+
+
+def word_model(source: Source, options: InputOptions) -> WordSurprisal:
+    """Unigram frequencies of the whole pool (also when one shard is scored)."""
+    return WordSurprisal().fit(turns_text(turns)
+                               for _, turns in rendered_records(source, options, Rejects("skip")))
+
+
+@SCORERS.register("words")
+@dataclass
+class WordSurprisalScorer(Scorer):
+    """``word_surprisal`` per record under the unigram frequencies of the whole input."""
+
+    help: ClassVar[str] = "word surprisal under the pool's unigram frequencies"
+    description: ClassVar[str] = ("Write per record: word_surprisal = -(1/m) sum log f(w) over its "
+                                  "m words, f = add-one smoothed unigram frequencies of the whole input.")
+
+    def rows(self, source: Source, rejects: Rejects, *, engine: Engine, shard: Shard | None,
+             loaded: Any, progress: bool | None) -> Iterator[dict[str, Any]]:
+        options = self.input_options()
+        self.model_ = word_model(source, options)
+        with Progress("scoring words", unit=" records", enabled=progress) as bar:
+            for record, turns in rendered_records(source, options, rejects, shard):
+                [ws] = self.model_.score([turns_text(turns)])
+                yield id_row(record) | {"word_surprisal": float(ws)}
+                bar.update()
+
+    def meta(self) -> dict[str, Any]:
+        return {"word_surprisal": WORD_SURPRISAL_DOC, "vocabulary": len(self.model_.counts_),
+                "pool_words": self.model_.total_}

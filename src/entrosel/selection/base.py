@@ -46,7 +46,7 @@ class Selector:
     name: ClassVar[str]
     help: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    # the shared option groups of its command (see entrosel.commands.options.GROUPS)
+    # the shared option groups of its command (see entrosel.commands.options.GROUP_TITLES)
     option_groups: ClassVar[tuple[str, ...]] = ("budget", "input")
     # what --scores-out writes, when the selector has per-record scores to give
     scores_out_help: ClassVar[str | None] = None
