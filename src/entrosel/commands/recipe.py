@@ -36,6 +36,7 @@ from entrosel.errors import InputError
 from entrosel.filters import FILTERS
 from entrosel.filters.params import Param, ParameterError, check_params
 from entrosel.io.atomic import atomic_path
+from entrosel.io.fingerprint import content_sha256
 from entrosel.io.readers import INPUT_FORMATS, detect_format, read_records
 from entrosel.io.writers import output_format_for, write_records
 from entrosel.params import constraints
@@ -275,20 +276,6 @@ def _check_steps(recipe: Recipe) -> None:
 
 # ---- running ------------------------------------------------------------------------------------
 
-def content_hash(path: str | Path) -> str:
-    """sha256 of a file's bytes, or of a folder's relative paths and file bytes."""
-    p = Path(path)
-    digest = hashlib.sha256()
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    for f in files:
-        if p.is_dir():
-            digest.update(str(f.relative_to(p)).encode() + b"\0")
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass
 class PlannedStep:
     step: Step
@@ -336,9 +323,9 @@ def _fingerprint(item: PlannedStep, recipe: Recipe) -> str:
     from entrosel import __version__
 
     blob = {"step": item.step.kind, "options": item.step.options, "reading": recipe.reading,
-            "input": content_hash(item.input), "version": __version__}
+            "input": content_sha256(item.input), "version": __version__}
     for name, path in item.extras.items():
-        blob[name] = content_hash(path)
+        blob[name] = content_sha256(path)
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 

@@ -1,5 +1,6 @@
 """Whether a file or folder is still the one a finished piece of work read.
 
+:func:`content_sha256` hashes every byte (a recipe's step markers: exact, once per step).
 :func:`path_fingerprint` is cheap enough to take for every shard of a large pool: per file,
 its name, size and modification time plus a hash of sampled blocks (the first and last
 MiB and eight blocks of 64 KiB between them). An input rewritten in place gets a new
@@ -46,3 +47,17 @@ def path_fingerprint(path: str | Path) -> dict[str, Any] | None:
         name = str(f.relative_to(p)) if p.is_dir() else p.name
         out[name] = [stat.st_size, stat.st_mtime_ns, _sampled_sha256(f, stat.st_size)]
     return out
+
+
+def content_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, or of a folder's relative paths and file bytes."""
+    p = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    for f in files:
+        if p.is_dir():
+            digest.update(str(f.relative_to(p)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
