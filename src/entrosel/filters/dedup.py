@@ -32,7 +32,7 @@ from typing import ClassVar, Self
 
 import numpy as np
 
-from entrosel.engines.local import ordered_map, resolve_workers
+from entrosel.engines import LocalEngine
 from entrosel.errors import InputError
 from entrosel.filters.base import Batch, FILTERS, Filter, Removal
 from entrosel.filters.minhash import band_hashes, lsh_params, shingle_hashes, signatures
@@ -79,7 +79,7 @@ class Dedup(Filter):
         "ngram": Param(int, low=1, high=64), "num_perm": Param(int, low=2, high=1024),
         "bands": Param(int, low=1), "seed": Param(int, low=0, high=2**32 - 1),
         "lowercase": Param(bool), "normalize_whitespace": Param(bool),
-        "workers": Param(int, low=1), "work_dir": Param(str)}
+        "workers": Param(int, low=0), "work_dir": Param(str)}
 
     def _check(self) -> None:
         if self.bands is not None and self.bands > self.num_perm:
@@ -136,7 +136,7 @@ class Dedup(Filter):
                 if self._pending_bytes >= _CHUNK_BYTES:
                     self._chunks.append(self._pending)
                     self._pending, self._pending_bytes = [], 0
-        if self.near and len(self._chunks) >= 2 * resolve_workers(self.workers):
+        if self.near and len(self._chunks) >= 2 * LocalEngine(self.workers).concurrency():
             self._sign(self._chunks)
             self._chunks = []
         return [None] * len(batch)
@@ -144,8 +144,8 @@ class Dedup(Filter):
     def _sign(self, chunks: list[list[str]]) -> None:
         work = partial(_sign_chunk, ngram=self.ngram, num_perm=self.num_perm, seed=self.seed,
                        bands=self.bands_, rows=self.rows_)
-        workers = self.workers if len(chunks) > 1 else 1
-        for sig, bands, has in ordered_map(work, chunks, workers):
+        engine = LocalEngine(self.workers if len(chunks) > 1 else 1)
+        for sig, bands, has in engine.map(work, chunks):
             self._sig_file.write(np.ascontiguousarray(sig).tobytes())
             for b, f in enumerate(self._band_files):
                 f.write(np.ascontiguousarray(bands[:, b]).tobytes())
