@@ -60,6 +60,13 @@ def test_the_scorer_from_the_doc(tmp_path, parts, capsys):
     assert refused.value.code == 2 and "invalid choice: 'bytes'" in capsys.readouterr().err
     s = parts["LengthScorer"]().score_file(pool, tmp_path / "chars.csv")
     assert s.records == 30 and (tmp_path / "chars.csv").read_text().startswith("index,id,length")
+    # a registered scorer is a recipe step too, and its scores feed the next selector
+    from entrosel.commands.recipe import run_recipe
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("steps:\n  - score length: {unit: words}\n  - select topk: {by: length, budget: 3}\n")
+    run_recipe(recipe, pool, tmp_path / "longest.jsonl")
+    longest = sorted(range(30), key=lambda i: (-(1 + i % 7 + i % 5 + 1), i))[:3]
+    assert [r.data["id"] for r in read_records(tmp_path / "longest.jsonl")] == [f"r{i}" for i in longest]
 
 
 def test_the_selector_from_the_doc(tmp_path, parts, capsys):

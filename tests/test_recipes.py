@@ -84,7 +84,8 @@ def test_a_killed_run_resumes_at_the_first_unfinished_step(tmp_path, pool):
         from entrosel.commands import recipe as r
         def die(*args):
             os.kill(os.getpid(), signal.SIGKILL)
-        r.STEPS["select zip"] = r.StepKind(r._ZIP, "records", r._check_zip, die)
+        import dataclasses
+        r.STEPS["select zip"] = dataclasses.replace(r.steps()["select zip"], run=die)
         r.run_recipe({str(recipe)!r}, {str(pool)!r}, {str(out)!r})
     """)
     proc = subprocess.run([sys.executable, "-c", killer], capture_output=True, text=True, cwd=ROOT)
@@ -143,7 +144,7 @@ def test_cli_run_ends_with_one_summary_line(tmp_path, pool, capsys):
     ("steps:\n  - select zip: {budget: 10, compressor: zlib, level: 12}\n", 2,
      "step 1 (select zip): --level for zlib must be in 0..9, not 12"),
     ("steps:\n  - filter score: {by: perplexity, min: 3}\n", 2,
-     "step 1 (filter score): needs scores: FILE, or a 'score compression' step before it"),
+     "step 1 (filter score): needs scores: FILE, or a 'score ...' step before it"),
     ("steps:\n  - select zip:\n      budget: ten\n", 3,
      "step 1 (select zip): budget must be an integer >= 1, not 'ten'"),
     ("steps:\n  - score compression: {compressor: gzip}\n", 2,
@@ -170,3 +171,35 @@ def test_the_default_recipe_is_valid():
     recipe = load_recipe(ROOT / "recipes" / "sft-default.yaml")
     assert [s.kind for s in recipe.steps] == ["filter length", "filter dedup", "select zip"]
     assert recipe.input == "data/pool.jsonl" and recipe.output == "data/sft.jsonl"
+
+
+def test_every_registered_scorer_and_selector_is_a_step(tmp_path, pool, real_exchanges):
+    target = write_jsonl(tmp_path / "target.jsonl", real_exchanges[400:420])
+    text = f"""\
+        steps:
+          - filter dedup: {{}}
+          - score words: {{}}
+          - select prune: {{by: word_surprisal, keep: 0.5}}
+          - select target: {{target: {target}, method: dsir, budget: 20, seed: 1, workers: 1}}
+        """
+    out = tmp_path / "picked.jsonl"
+    result = run_recipe(recipe_file(tmp_path, text), pool, out)
+    assert (result.ran, result.records) == (4, 20)
+    work = Path(f"{out}.steps")
+    pruned = [json.loads(x) for x in (work / "03-select-prune.jsonl").read_bytes().splitlines()]
+    deduped = [json.loads(x) for x in (work / "01-filter-dedup.jsonl").read_bytes().splitlines()]
+    assert len(pruned) == round(0.5 * len(deduped))  # the prune step read the words step's scores
+    picked = [json.loads(x) for x in out.read_bytes().splitlines()]
+    assert all(p in pruned for p in picked)
+
+
+@pytest.mark.parametrize("step,message", [
+    ("select zip: {budget: 5, k4: 3}", "step 1 (select zip): unknown option 'k4'"),
+    ("select prune: {scores: s.jsonl, by: info, keep: 1.5}", "keep must be a number in (0, 1], not 1.5"),
+    ("select band: {by: info, low: 10, high: 20}", "needs scores: FILE, or a 'score ...' step before it"),
+    ("score lm: {}", "model must be a string (required), not None"),
+])
+def test_a_registered_step_checks_its_options_before_any_work(tmp_path, step, message):
+    with pytest.raises(InputError) as e:
+        load_recipe(recipe_file(tmp_path, f"steps:\n  - {step}\n"))
+    assert message in e.value.reason and e.value.line == 2

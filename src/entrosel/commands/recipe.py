@@ -15,14 +15,17 @@ A step reads the previous step's records (the first reads ``input``) and writes 
 under ``work_dir`` (default ``OUTPUT.steps/``) with a completion marker holding the hash of
 its input's content, its options and the reading options. A rerun skips every step whose
 marker matches and resumes at the first unfinished one; changed options or data rerun that
-step and the ones after it. ``score compression`` writes a score file (the next
-``filter score`` uses it unless it names ``scores``) and ``report`` the selection report of
+step and the ones after it. Every registered filter, scorer and selector is a step
+(``filter NAME``, ``score NAME``, ``select NAME``, with the options of its class). A ``score``
+step writes a score file (the next step that reads one, ``filter score`` or ``select
+prune|topk|band``, uses it unless it names ``scores``) and ``report`` the selection report of
 the records so far against the recipe's input; both pass the records on unchanged. The last
 records are copied to ``output``.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -39,22 +42,12 @@ from entrosel.io.atomic import atomic_path
 from entrosel.io.fingerprint import content_sha256
 from entrosel.io.readers import INPUT_FORMATS, detect_format, read_records
 from entrosel.io.writers import output_format_for, write_records
-from entrosel.params import constraints
-from entrosel.scoring import CompressionScorer
-from entrosel.scoring.compression import Compressor
-from entrosel.selection import ZipSelector
+from entrosel.scoring import SCORERS
+from entrosel.selection import SELECTORS
 
 _TOP = {"input": Param(str), "output": Param(str), "work_dir": Param(str),
         "input_format": Param(str, choices=INPUT_FORMATS), "text_field": Param(str),
         "template": Param(str), "on_error": Param(str, choices=("raise", "skip"))}
-# the steps' options and their allowed values, as the classes declare them
-_WORKERS = {"workers": Param(int, low=0)}
-_COMPRESSION = {k: v for k, v in constraints(CompressionScorer).items()
-                if k in ("serialize", "compressor", "level")} | _WORKERS
-_ZIP = {k: v for k, v in constraints(ZipSelector).items()
-        if k in ("budget", "budget_tokens", "tokenizer", "k1", "k2", "k3", "serialize", "compressor",
-                 "level")} | _WORKERS
-
 
 @dataclass
 class Step:
@@ -84,6 +77,7 @@ class StepKind:
     makes: str
     check: Callable[[dict[str, Any]], None]
     run: Callable[[Path, Path, Step, "Recipe"], str]
+    reads_scores: bool = False  # its `scores` file may come from an earlier score step
 
 
 @dataclass
@@ -114,33 +108,70 @@ def _filter_kind(name: str) -> StepKind:
         return s.line(step.kind)
 
     constraints = dict(cls.constraints)
-    if "scores" in constraints:  # an earlier score step can supply the score file
+    reads_scores = "scores" in constraints
+    if reads_scores:  # an earlier score step can supply the score file
         constraints["scores"] = Param(str)
-    return StepKind(constraints, "records", check, run)
+    return StepKind(constraints, "records", check, run, reads_scores)
 
 
-def _check_compression(options: dict[str, Any]) -> None:
-    Compressor(options.get("compressor", "zlib"), options.get("level"))
+def _step_options(cls: type) -> dict[str, Param]:
+    """A registered class's options as a step takes them: its own fields (the reading options
+    are the recipe's), each with its allowed values; the engine's ``workers``."""
+    from entrosel.engines import LocalEngine
+
+    engine_params = {f.name: f.metadata.get("param") for f in dataclasses.fields(LocalEngine)}
+    out: dict[str, Param] = {}
+    for f in dataclasses.fields(cls):
+        group = f.metadata.get("group")
+        if not f.init or not f.metadata.get("cli", True) or group == "input":
+            continue
+        if group == "engine":
+            if f.name in engine_params:  # a recipe runs here: the local engine's options only
+                out[f.name] = engine_params[f.name]
+            continue
+        out[f.name] = f.metadata.get("param") or Param(str)
+    if getattr(cls, "parallel", False):
+        out.update(engine_params)
+    return out
 
 
-def _run_score(input: Path, output: Path, step: Step, recipe: Recipe) -> str:
-    from entrosel.commands.score import score_compression
+def _scorer_kind(name: str) -> StepKind:
+    cls = SCORERS[name]
 
-    s = score_compression(input, output, **recipe.reading, **step.options)
-    return f"entrosel {step.kind}: {s.records:,} records scored in {s.seconds:.1f}s -> {output}"
+    def split(options: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        from entrosel.engines import make_engine
+
+        params = {k: v for k, v in options.items() if k != "workers"}
+        return params, make_engine("local", workers=options.get("workers"))
+
+    def check(options: dict[str, Any]) -> None:
+        cls(**split(options)[0]).validate()
+
+    def run(input: Path, output: Path, step: Step, recipe: Recipe) -> str:
+        params, engine = split(step.options)
+        scorer = cls(**recipe.reading, **params)
+        s = scorer.score_file(input, output, engine=engine)
+        return f"entrosel {step.kind}: {s.records:,} records scored{scorer.summary(s)} in {s.seconds:.1f}s -> {output}"
+
+    return StepKind(_step_options(cls), "scores", check, run)
 
 
-def _check_zip(options: dict[str, Any]) -> None:
-    _check_compression(options)
-    ZipSelector(**options).validate()
+def _selector_kind(name: str) -> StepKind:
+    cls = SELECTORS[name]
+    options = _step_options(cls)
+    reads_scores = "scores" in options
+    if reads_scores:  # an earlier score step can supply the score file
+        options["scores"] = Param(str)
 
+    def check(options: dict[str, Any]) -> None:
+        cls(**options).validate()
 
-def _run_zip(input: Path, output: Path, step: Step, recipe: Recipe) -> str:
-    from entrosel.commands.select import select_zip_to_file
+    def run(input: Path, output: Path, step: Step, recipe: Recipe) -> str:
+        selector = cls(**recipe.reading, **step.options)
+        s = selector.select_file(input, output)
+        return f"entrosel {step.kind}: {s.records:,} records{selector.summary(s)} in {s.seconds:.1f}s -> {output}"
 
-    selector, s = select_zip_to_file(input, output, **recipe.reading, **step.options)
-    return (f"entrosel {step.kind}: {s.records:,} records selected in "
-            f"{len(selector.round_timings_)} rounds in {s.seconds:.1f}s -> {output}")
+    return StepKind(options, "records", check, run, reads_scores)
 
 
 _REPORT = {"by": Param(str), "tokenizer": Param(str), "format": Param(str, choices=("html", "md"))}
@@ -163,14 +194,23 @@ def _run_report(input: Path, output: Path, step: Step, recipe: Recipe) -> str:
             f"{time.perf_counter() - t0:.1f}s -> {output}")
 
 
-STEPS: dict[str, StepKind] = {
-    "filter length": _filter_kind("length"),
-    "filter dedup": _filter_kind("dedup"),
-    "filter score": _filter_kind("score"),
-    "score compression": StepKind(_COMPRESSION, "scores", _check_compression, _run_score),
-    "select zip": StepKind(_ZIP, "records", _check_zip, _run_zip),
-    "report": StepKind(_REPORT, "report", _check_report, _run_report),
-}
+# every registered filter, scorer and selector is a step, written as on the command line
+STEPS: dict[str, StepKind] = {}
+
+
+def steps() -> dict[str, StepKind]:
+    """:data:`STEPS`, with a step for every filter, scorer and selector registered now (a
+    plugin imported after this module too); entries already there are kept."""
+    kinds = {**{f"filter {n}": _filter_kind for n in FILTERS},
+             **{f"score {n}": _scorer_kind for n in SCORERS},
+             **{f"select {n}": _selector_kind for n in SELECTORS}}
+    for kind in [k for k in STEPS if k != "report" and k not in kinds]:
+        del STEPS[kind]  # unregistered since
+    for kind, make in kinds.items():
+        if kind not in STEPS:
+            STEPS[kind] = make(kind.split(" ", 1)[1])
+    STEPS.setdefault("report", StepKind(_REPORT, "report", _check_report, _run_report))
+    return STEPS
 
 
 # ---- reading and checking a recipe ------------------------------------------------------------
@@ -236,10 +276,10 @@ def _parse_step(p: Path, number: int, raw: Any, node: Any) -> Step:
     line = node.start_mark.line + 1
     if not isinstance(raw, dict) or len(raw) != 1:
         raise InputError(f"step {number}: write a step as '- KIND: {{options}}' with one KIND "
-                         f"of: {', '.join(STEPS)}", p, line)
+                         f"of: {', '.join(steps())}", p, line)
     [(kind, options)] = raw.items()
-    if kind not in STEPS:
-        raise InputError(f"step {number}: unknown step {kind!r}; steps are: {', '.join(STEPS)}",
+    if kind not in steps():
+        raise InputError(f"step {number}: unknown step {kind!r}; steps are: {', '.join(steps())}",
                          p, line)
     options = {} if options is None else options
     [(_, value_node)] = node.value
@@ -260,9 +300,9 @@ def _check_steps(recipe: Recipe) -> None:
                                  step.option_lines.get(key, step.line))
         try:
             check_params(step.options, kind.constraints)
-            if step.kind == "filter score" and "scores" not in step.options:
+            if kind.reads_scores and "scores" not in step.options:
                 if not scores_made:
-                    raise InputError("needs scores: FILE, or a 'score compression' step before it")
+                    raise InputError("needs scores: FILE, or a 'score ...' step before it")
                 kind.check({**step.options, "scores": "<from the score step>"})
             else:
                 kind.check(step.options)
@@ -307,7 +347,7 @@ def _plan(recipe: Recipe, input: Path, work: Path) -> list[PlannedStep]:
         ending = {"scores": ".scores.jsonl", "report": "." + step.options.get("format", "html")}
         out = work / (step.stem + ending.get(kind.makes, suffix))
         item = PlannedStep(step, current, out, work / (step.stem + ".done.json"))
-        if step.kind == "filter score":
+        if kind.reads_scores:
             item.extras["scores"] = Path(step.options["scores"]) if "scores" in step.options else scores
         if step.kind == "report":  # the selection against the pool it came from
             item.extras["pool"] = input
@@ -422,7 +462,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
 def add_run_parser(verbs: Any) -> None:
     """``entrosel run``: hooked into :func:`entrosel.cli.build_parser`."""
     p = verbs.add_parser("run", help="run a recipe: filter, dedup, score and select steps, cached",
-                         description="Run the steps of a YAML recipe in order (" + ", ".join(STEPS)
+                         description="Run the steps of a YAML recipe in order (" + ", ".join(steps())
                                      + "). Each step's output is cached under the work folder "
                                        "by the hash of its input and options; a rerun resumes "
                                        "at the first unfinished step.")

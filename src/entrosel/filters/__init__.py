@@ -4,8 +4,8 @@
 build every filter from it.
 """
 from entrosel.filters.base import FILTERS, Filter, Removal
+from entrosel.filters.length import LengthFilter  # noqa: I001  (registration order: --help's)
 from entrosel.filters.dedup import Dedup
-from entrosel.filters.length import LengthFilter
 from entrosel.filters.params import Param, ParameterError
 from entrosel.filters.score import ScoreFilter
 
