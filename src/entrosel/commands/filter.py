@@ -3,6 +3,7 @@ input order; with ``removed_out``, one row per removed record saying why."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from entrosel.errors import InputError
 from entrosel.filters import FILTERS, Dedup, Filter, LengthFilter, ScoreFilter
 from entrosel.io.records import Record, Rejects, rejects_path
 from entrosel.io.writers import output_format_for, write_records
+from entrosel.params import flag
 from entrosel.pool import InputOptions, Source, iter_records
 
 
@@ -109,18 +111,16 @@ def filter_score(input: Source, output: str | Path, *, scores: str, by: str,
 
 # ---- command line -------------------------------------------------------------------------
 
-_NEAR_ONLY = ("threshold", "ngram", "num_perm", "bands", "seed", "work_dir")
-
-
 def _step_from_args(a: argparse.Namespace) -> Filter:
     cls = FILTERS[a.filter]
-    if cls is Dedup and not a.near:
-        given = [n for n in _NEAR_ONLY if getattr(a, n) is not None]
-        if given:
-            raise InputError(f"--{given[0].replace('_', '-')} applies to near duplicates: add --near")
     # unset options keep the class's defaults, defined there only
-    kwargs = {k: getattr(a, k) for k in cls.constraints if getattr(a, k, None) is not None}
-    return cls(**kwargs)
+    values = {f.name: getattr(a, f.name) for f in dataclasses.fields(cls)
+              if f.init and getattr(a, f.name, None) is not None}
+    if not values.get("near"):
+        given = [n for n in getattr(cls, "near_only", ()) if n in values]
+        if given:
+            raise InputError(f"{flag(given[0])} applies to near duplicates: add --near")
+    return cls(**values)
 
 
 def _cmd_filter(a: argparse.Namespace) -> int:
@@ -142,7 +142,7 @@ def _doc(cls: type) -> str:
 
 def add_filter_parsers(verbs: Any) -> None:
     """``entrosel filter ...``: hooked into :func:`entrosel.cli.build_parser`."""
-    from entrosel.commands.options import input_options, input_output, progress_option
+    from entrosel.commands.options import class_options, input_options, input_output, progress_option
 
     filt = verbs.add_parser("filter", help="clean the pool: length, exact/near dedup, score bands",
                             description="Drop records from a pool before selecting; the kept "
@@ -157,49 +157,8 @@ def add_filter_parsers(verbs: Any) -> None:
         progress_option(p)
         p.set_defaults(run=_cmd_filter)
 
-    p = kinds.add_parser("length", help="drop records too short or too long",
-                         description=_doc(LengthFilter))
-    input_output(p, output_help="kept records (format from extension)")
-    for unit, what in (("chars", "characters"), ("words", "whitespace-separated words"),
-                       ("tokens", "tokens of --tokenizer")):
-        p.add_argument(f"--min-{unit}", type=int, metavar="N", help=f"at least N {what}")
-        p.add_argument(f"--max-{unit}", type=int, metavar="N", help=f"at most N {what}")
-    p.add_argument("--tokenizer", metavar="PATH_OR_NAME",
-                   help="Hugging Face tokenizer for --min-tokens/--max-tokens ([lm] extra)")
-    p.add_argument("--min-response-chars", type=int, metavar="N",
-                   help="every assistant turn has at least N characters")
-    common(p)
-
-    p = kinds.add_parser("dedup", help="drop exact (and with --near, near) duplicates, keeping the first",
-                         description=_doc(Dedup))
-    input_output(p, output_help="kept records (format from extension)")
-    g = p.add_argument_group("exact duplicates (always)")
-    g.add_argument("--lowercase", action="store_true", default=None,
-                   help="compare texts lower-cased")
-    g.add_argument("--normalize-whitespace", action="store_true", default=None,
-                   help="collapse runs of whitespace and strip the ends before comparing")
-    g = p.add_argument_group("near duplicates (MinHash LSH)")
-    g.add_argument("--near", action="store_true", help="also drop near duplicates")
-    g.add_argument("--threshold", type=float, metavar="J",
-                   help="estimated Jaccard similarity of the n-gram sets, in (0, 1] (default: 0.7)")
-    g.add_argument("--ngram", type=int, metavar="N", help="words per shingle (default: 3)")
-    g.add_argument("--num-perm", type=int, metavar="N", help="MinHash permutations (default: 128)")
-    g.add_argument("--bands", type=int, metavar="B",
-                   help="LSH bands (default: the optimum for --threshold, as datasketch)")
-    g.add_argument("--seed", type=int, help="MinHash seed (default: 0)")
-    g.add_argument("--workers", type=int, metavar="N", help="processes for the signatures "
-                                                            "(default: all cores)")
-    g.add_argument("--work-dir", metavar="DIR",
-                   help="folder for the signatures and band tables while it runs "
-                        "(default: the system's temporary folder)")
-    common(p)
-
-    p = kinds.add_parser("score", help="keep records whose score lies in a band",
-                         description=_doc(ScoreFilter))
-    input_output(p, output_help="kept records (format from extension)")
-    p.add_argument("--scores", required=True, metavar="FILE",
-                   help="score file with an 'index' column (from `entrosel score ...`)")
-    p.add_argument("--by", required=True, metavar="COLUMN", help="score column, e.g. perplexity")
-    p.add_argument("--min", type=float, metavar="X", help="keep scores >= X")
-    p.add_argument("--max", type=float, metavar="X", help="keep scores <= X")
-    common(p)
+    for name, cls in FILTERS.items():
+        p = kinds.add_parser(name, help=cls.help, description=_doc(cls))
+        input_output(p, output_help="kept records (format from extension)")
+        class_options(p, cls, unset_none=True)
+        common(p)

@@ -15,7 +15,8 @@ from entrosel.params import flag
 # the option groups a registered class may ask for (its ``option_groups``), by name
 GROUP_TITLES = {"input": "reading the input", "compression": "compression",
                 "lm": "scoring with the language model", "engine": "scaling out",
-                "method": "method settings", "budget": "the budget (one of)", "order": "order"}
+                "method": "method settings", "budget": "the budget (one of)", "order": "order",
+                "exact": "exact duplicates (always)", "near": "near duplicates (MinHash LSH)"}
 
 
 def unescape(template: str | None) -> str | None:
@@ -48,8 +49,10 @@ def input_options(parser: argparse.ArgumentParser, on_error: bool = True) -> Non
                         "and write it to OUTPUT.rejects.jsonl (skip)")
 
 
-def field_options(parser: Any, cls: type, group: str | None = None) -> None:
-    """The flags of ``cls``'s fields that belong to ``group`` (``None``: the class's own)."""
+def field_options(parser: Any, cls: type, group: str | None = None, unset_none: bool = False) -> None:
+    """The flags of ``cls``'s fields that belong to ``group`` (``None``: the class's own).
+    ``unset_none``: a flag not given parses as ``None`` (the class's default then applies,
+    and the command can tell what was given); the help still names the default."""
     for f in dataclasses.fields(cls):
         meta = f.metadata
         if not f.init or not meta.get("cli", True) or meta.get("group") != group:
@@ -59,9 +62,10 @@ def field_options(parser: Any, cls: type, group: str | None = None) -> None:
         flags = (flag(f.name), *meta.get("flags", ()))
         help_ = meta.get("help", "")
         if param is not None and param.kind is bool:
-            parser.add_argument(*flags, dest=f.name, action="store_true", help=help_)
+            parser.add_argument(*flags, dest=f.name, action="store_true", help=help_,
+                                default=None if unset_none else False)
             continue
-        kwargs: dict[str, Any] = {"dest": f.name, "default": default}
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None if unset_none else default}
         if param is not None and param.choices is not None:
             kwargs["choices"] = param.choices
         else:
@@ -76,9 +80,10 @@ def field_options(parser: Any, cls: type, group: str | None = None) -> None:
         parser.add_argument(*flags, help=help_, **kwargs)
 
 
-def class_options(parser: argparse.ArgumentParser, cls: type) -> None:
-    """A registered class's own flags, then the shared groups it names in ``option_groups``."""
-    field_options(parser, cls)
+def class_options(parser: argparse.ArgumentParser, cls: type, unset_none: bool = False) -> None:
+    """A registered class's own flags, then the shared groups it names in ``option_groups``
+    (``unset_none``: see :func:`field_options`)."""
+    field_options(parser, cls, unset_none=unset_none)
     for group in getattr(cls, "option_groups", ()):
         if group == "input":
             input_options(parser)
@@ -91,7 +96,7 @@ def class_options(parser: argparse.ArgumentParser, cls: type) -> None:
                           if f.metadata.get("group") == "engine" and f.name != "engine")
             engine_options(parser, workers="workers" in names, only=names)
         else:
-            field_options(parser.add_argument_group(GROUP_TITLES[group]), cls, group)
+            field_options(parser.add_argument_group(GROUP_TITLES[group]), cls, group, unset_none)
 
 
 def order_options(parser: argparse.ArgumentParser) -> None:

@@ -107,7 +107,7 @@ def _filter_kind(name: str) -> StepKind:
                            removed_out=output.with_name(step.stem + ".removed.jsonl"))
         return s.line(step.kind)
 
-    constraints = dict(cls.constraints)
+    constraints = _step_options(cls)
     reads_scores = "scores" in constraints
     if reads_scores:  # an earlier score step can supply the score file
         constraints["scores"] = Param(str)

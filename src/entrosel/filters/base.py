@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Iterator, Self
 
-from entrosel.filters.params import Param, check_params
+from entrosel.params import check_fields
 from entrosel.formats.render import Turn
 from entrosel.io.records import Record, Rejects
 from entrosel.pool import InputOptions, Source, iter_records, rendered_records
@@ -42,10 +42,13 @@ Batch = list[tuple[Record, list[Turn]]]
 
 
 class Filter:
-    """Base of the filters; subclasses are dataclasses and set ``name`` and ``constraints``."""
+    """Base of the filters; subclasses are dataclasses registered in :data:`FILTERS`, their
+    hyper-parameters :func:`entrosel.params.option` fields (help and allowed values there)."""
 
     name: ClassVar[str]
-    constraints: ClassVar[dict[str, Param]] = {}
+    help: ClassVar[str] = ""
+    # the option groups of its command (see entrosel.commands.options.GROUP_TITLES)
+    option_groups: ClassVar[tuple[str, ...]] = ()
     batch_size: ClassVar[int] = 1024
 
     def get_params(self) -> dict[str, Any]:
@@ -55,7 +58,7 @@ class Filter:
     def validate(self) -> Self:
         """Check every parameter before any work; raises :class:`ParameterError` or
         :class:`InputError`."""
-        check_params(self.get_params(), self.constraints)
+        check_fields(self)
         self._check()
         return self
 

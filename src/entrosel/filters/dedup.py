@@ -36,7 +36,7 @@ from entrosel.engines import LocalEngine
 from entrosel.errors import InputError
 from entrosel.filters.base import Batch, FILTERS, Filter, Removal
 from entrosel.filters.minhash import band_hashes, lsh_params, shingle_hashes, signatures
-from entrosel.filters.params import Param
+from entrosel.params import Param, option
 from entrosel.formats.render import turns_text
 from entrosel.pool import InputOptions, Source
 
@@ -63,23 +63,30 @@ class Dedup(Filter):
     ``normalize_whitespace`` apply to the exact comparison (near always lower-cases and
     compares words). ``workers``: processes for the near signatures (default: all cores)."""
 
-    near: bool = False
-    threshold: float = 0.7
-    ngram: int = 3
-    num_perm: int = 128
-    bands: int | None = None
-    seed: int = 0
-    lowercase: bool = False
-    normalize_whitespace: bool = False
-    workers: int | None = None
-    work_dir: str | None = None
+    near: bool = option(False, "also drop near duplicates", param=Param(bool), group="near")
+    threshold: float = option(0.7, "estimated Jaccard similarity of the n-gram sets, in (0, 1]",
+                              param=Param(float, low=0, high=1, low_open=True), metavar="J",
+                              group="near")
+    ngram: int = option(3, "words per shingle", param=Param(int, low=1, high=64), metavar="N",
+                        group="near")
+    num_perm: int = option(128, "MinHash permutations", param=Param(int, low=2, high=1024),
+                           metavar="N", group="near")
+    bands: int | None = option(None, "LSH bands (default: the optimum for --threshold, as "
+                               "datasketch)", param=Param(int, low=1), metavar="B", group="near")
+    seed: int = option(0, "MinHash seed", param=Param(int, low=0, high=2**32 - 1), group="near")
+    lowercase: bool = option(False, "compare texts lower-cased", param=Param(bool), group="exact")
+    normalize_whitespace: bool = option(False, "collapse runs of whitespace and strip the ends "
+                                        "before comparing", param=Param(bool), group="exact")
+    workers: int | None = option(None, "processes for the signatures (default: all cores)",
+                                 param=Param(int, low=0), metavar="N", group="near")
+    work_dir: str | None = option(None, "folder for the signatures and band tables while it runs "
+                                  "(default: the system's temporary folder)", param=Param(str),
+                                  metavar="DIR", group="near")
 
-    constraints: ClassVar[dict[str, Param]] = {
-        "near": Param(bool), "threshold": Param(float, low=0, high=1, low_open=True),
-        "ngram": Param(int, low=1, high=64), "num_perm": Param(int, low=2, high=1024),
-        "bands": Param(int, low=1), "seed": Param(int, low=0, high=2**32 - 1),
-        "lowercase": Param(bool), "normalize_whitespace": Param(bool),
-        "workers": Param(int, low=0), "work_dir": Param(str)}
+    help: ClassVar[str] = "drop exact (and with --near, near) duplicates, keeping the first"
+    option_groups: ClassVar[tuple[str, ...]] = ("exact", "near")
+    # options that only near duplicates use (refused without near)
+    near_only: ClassVar[tuple[str, ...]] = ("threshold", "ngram", "num_perm", "bands", "seed", "work_dir")
 
     def _check(self) -> None:
         if self.bands is not None and self.bands > self.num_perm:

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from entrosel.errors import InputError
 from entrosel.filters.base import Batch, FILTERS, Filter, Removal
-from entrosel.filters.params import Param, check_range, flag
+from entrosel.params import Param, check_range, flag, option
 from entrosel.formats.render import turns_text
 from entrosel.pool import InputOptions, Source
 
@@ -23,19 +23,20 @@ class LengthFilter(Filter):
     many characters; a record without one is removed. A removed record is counted under the
     first bound it fails, in the order of the parameters."""
 
-    min_chars: int | None = None
-    max_chars: int | None = None
-    min_words: int | None = None
-    max_words: int | None = None
-    min_tokens: int | None = None
-    max_tokens: int | None = None
-    tokenizer: str | None = None
-    min_response_chars: int | None = None
+    min_chars: int | None = option(None, "at least N characters", param=_COUNT, metavar="N")
+    max_chars: int | None = option(None, "at most N characters", param=_COUNT, metavar="N")
+    min_words: int | None = option(None, "at least N whitespace-separated words", param=_COUNT,
+                                   metavar="N")
+    max_words: int | None = option(None, "at most N whitespace-separated words", param=_COUNT,
+                                   metavar="N")
+    min_tokens: int | None = option(None, "at least N tokens of --tokenizer", param=_COUNT, metavar="N")
+    max_tokens: int | None = option(None, "at most N tokens of --tokenizer", param=_COUNT, metavar="N")
+    tokenizer: str | None = option(None, "Hugging Face tokenizer for --min-tokens/--max-tokens "
+                                   "([lm] extra)", param=Param(str), metavar="PATH_OR_NAME")
+    min_response_chars: int | None = option(None, "every assistant turn has at least N characters",
+                                            param=_COUNT, metavar="N")
 
-    constraints: ClassVar[dict[str, Param]] = {
-        "min_chars": _COUNT, "max_chars": _COUNT, "min_words": _COUNT, "max_words": _COUNT,
-        "min_tokens": _COUNT, "max_tokens": _COUNT, "tokenizer": Param(str),
-        "min_response_chars": _COUNT}
+    help: ClassVar[str] = "drop records too short or too long"
 
     def _check(self) -> None:
         params = self.get_params()

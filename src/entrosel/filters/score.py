@@ -11,7 +11,7 @@ import numpy as np
 
 from entrosel.errors import InputError
 from entrosel.filters.base import Batch, FILTERS, Filter, Removal
-from entrosel.filters.params import Param, check_range
+from entrosel.params import Param, check_range, option
 from entrosel.io.readers import read_records
 from entrosel.pool import InputOptions, Source
 
@@ -23,14 +23,14 @@ class ScoreFilter(Filter):
     an ``index`` column, as ``entrosel score`` writes, for this same input). A record with an
     empty or NaN score is removed (``no_score``); a record missing from the file is an error."""
 
-    scores: str | None = None
-    by: str | None = None
-    min: float | None = None
-    max: float | None = None
+    scores: str | None = option(None, "score file with an 'index' column (from `entrosel score "
+                                "...`)", param=Param(str, required=True), metavar="FILE")
+    by: str | None = option(None, "score column, e.g. perplexity", param=Param(str, required=True),
+                            metavar="COLUMN")
+    min: float | None = option(None, "keep scores >= X", param=Param(float), metavar="X")
+    max: float | None = option(None, "keep scores <= X", param=Param(float), metavar="X")
 
-    constraints: ClassVar[dict[str, Param]] = {
-        "scores": Param(str, required=True), "by": Param(str, required=True),
-        "min": Param(float), "max": Param(float)}
+    help: ClassVar[str] = "keep records whose score lies in a band"
 
     def _check(self) -> None:
         if self.min is None and self.max is None:
