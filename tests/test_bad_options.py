@@ -116,6 +116,7 @@ CASES = [
     ("score compression {pool} -o {out}/s.jsonl --engine ray --shards 0", "--shards"),
     ("score compression {pool} -o {out}/s.jsonl --engine ray --shard 0/2", "--shard"),
     ("score compression {pool} -o {out}/s.jsonl --engine ray --actors 2", "--actors"),
+    ("score compression {pool} -o {out}/s.jsonl --engine ray --workers 2", "--workers"),
     ("score compression {missing} -o {out}/s.jsonl", "{missing}"),
     ("score compression {pool} -o {out}/s.txt", _OUTPUT_FLAG),
     # ---- score lm

@@ -103,3 +103,28 @@ def test_select_target_on_ray_equals_local(local_ray, real_exchanges, method):
     on_ray = TargetSelector(engine="ray", workers=2, **options).fit(target)
     assert on_ray.select(pool) == picked
     assert on_ray.scores_.tolist() == local.scores_.tolist()
+
+
+def test_work_shipped_to_ray_carries_its_bytes(local_ray, real_exchanges, monkeypatch):
+    """A Ray task may run on a node without the driver's temporary files: what it is handed
+    holds the pool's bytes, not a path to them."""
+    from entrosel import TargetSelector, compression_scores
+    from entrosel.engines import RayEngine
+    from entrosel.pool import PoolBytes, PoolItems
+
+    seen = []
+    original = RayEngine.map
+
+    def spy(self, fn, chunks):
+        seen.append(fn)
+        return original(self, fn, chunks)
+
+    monkeypatch.setattr(RayEngine, "map", spy)
+    pool, target = real_exchanges[:120], real_exchanges[400:420]
+    on_ray = TargetSelector(engine="ray", workers=2, budget=10).fit(target).select(pool)
+    assert on_ray == TargetSelector(workers=1, budget=10).fit(target).select(pool)
+    texts = [r["conversations"][0]["value"] for r in pool]
+    assert compression_scores(texts, engine="ray").tolist() == compression_scores(texts, workers=1).tolist()
+    shipped = [v for fn in seen for v in fn.keywords.values()]
+    assert any(isinstance(v, PoolBytes) for v in shipped)
+    assert not any(isinstance(v, PoolItems) for v in shipped)

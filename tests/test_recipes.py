@@ -203,3 +203,17 @@ def test_a_registered_step_checks_its_options_before_any_work(tmp_path, step, me
     with pytest.raises(InputError) as e:
         load_recipe(recipe_file(tmp_path, f"steps:\n  - {step}\n"))
     assert message in e.value.reason and e.value.line == 2
+
+
+def test_a_file_named_in_a_steps_options_is_part_of_its_cache_key(tmp_path, pool, real_exchanges):
+    target = write_jsonl(tmp_path / "target.jsonl", real_exchanges[400:410])
+    recipe = recipe_file(tmp_path, f"steps:\n  - select target: {{target: {target}, budget: 5, workers: 1}}\n")
+    out = tmp_path / "picked.jsonl"
+    assert run_recipe(recipe, pool, out).ran == 1
+    assert run_recipe(recipe, pool, out).cached == 1
+    write_jsonl(target, real_exchanges[500:510])  # the same path, another target
+    again = run_recipe(recipe, pool, out)
+    assert again.ran == 1
+    from entrosel import TargetSelector
+    assert [json.loads(x) for x in out.read_bytes().splitlines()] == \
+        TargetSelector(target=str(target), budget=5, workers=1).subset(pool)

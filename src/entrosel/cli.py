@@ -18,7 +18,7 @@ from entrosel.commands.options import (GROUP_TITLES, class_options, device_optio
                                        input_output, print_summary, progress_option, shard_option,
                                        unescape)
 from entrosel.commands.sharded import score
-from entrosel.engines import WorkerDied
+from entrosel.engines import ENGINES, WorkerDied
 from entrosel.errors import InputError
 from entrosel.formats.render import RenderError
 from entrosel.io.sharegpt import SPLITS
@@ -78,6 +78,10 @@ def _select_parsers(verbs: Any) -> None:
         p.set_defaults(run=functools.partial(_cmd_select, cls))
 
 
+# every engine's options, by name
+ENGINE_OPTIONS = tuple(dict.fromkeys(f.name for c in ENGINES.values() for f in dataclasses.fields(c)))
+
+
 def _score_parsers(verbs: Any) -> None:
     """``entrosel score NAME`` for every registered scorer."""
     score_ = verbs.add_parser("score", help="score each record", description="Score each record.")
@@ -87,7 +91,10 @@ def _score_parsers(verbs: Any) -> None:
         input_output(p, output_help="score file (.jsonl, .csv, .json, .parquet)")
         class_options(p, cls)
         progress_option(p)
-        shard_option(engine_options(p, workers=cls.parallel))
+        # model replicas only where a model is loaded
+        model_only = () if cls.loads_model else ("actors", "gpus_per_actor")
+        names = tuple(n for n in ENGINE_OPTIONS if n not in model_only)
+        shard_option(engine_options(p, workers=cls.parallel, only=names))
         p.set_defaults(run=functools.partial(_cmd_score, cls))
 
 
@@ -230,7 +237,29 @@ def _cmd_data_sharegpt(a: argparse.Namespace) -> int:
     return 0
 
 
+PLUGINS = "entrosel.plugins"  # the entry-point group of packages that register parts
+
+
+def load_plugins() -> list[str]:
+    """Import every installed package's ``entrosel.plugins`` entry point (each registers its
+    scorers, selectors, filters or engines on import); returns their names. A plugin that
+    fails to import is said on stderr and left out."""
+    from importlib.metadata import entry_points
+
+    loaded = []
+    for point in entry_points(group=PLUGINS):
+        try:
+            point.load()
+        except Exception as e:  # a broken plugin must not take the whole command down
+            print(f"entrosel: plugin {point.name!r} ({point.value}) failed to load: "
+                  f"{type(e).__name__}: {e}", file=sys.stderr)
+            continue
+        loaded.append(point.name)
+    return loaded
+
+
 def build_parser() -> argparse.ArgumentParser:
+    load_plugins()
     parser = argparse.ArgumentParser(
         prog="entrosel",
         description="Select LLM training data through the compression view of data.")

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import os
 from dataclasses import dataclass
 from typing import Any, Mapping
+
+import numpy as np
 
 from entrosel.errors import InputError
 
@@ -90,12 +94,19 @@ class Param:
         if self.choices is not None:
             return value in self.choices
         if self.kind is bool:
-            return isinstance(value, bool)
-        if isinstance(value, bool):  # True is an int to Python, never to a user
+            return isinstance(value, (bool, np.bool_))
+        if isinstance(value, (bool, np.bool_)):  # True is an int to Python, never to a user
             return False
-        if self.kind is float:
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
+        if self.kind is float:  # NumPy's numbers too
+            if not isinstance(value, numbers.Real) or not math.isfinite(value):
                 return False
+        elif self.kind is int:
+            if not isinstance(value, numbers.Integral):
+                return False
+        elif self.kind is str:  # a path is a string to a user
+            if not isinstance(value, (str, os.PathLike)):
+                return False
+            return True
         elif not isinstance(value, self.kind):
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):

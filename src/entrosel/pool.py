@@ -120,6 +120,24 @@ class PoolItems:
     def open(self) -> "OpenItems":
         return OpenItems(self)
 
+    def in_memory(self) -> "PoolBytes":
+        """The same items with their bytes held, for workers that cannot read this file."""
+        return PoolBytes(bytes(self.open().buffer), self.offsets)
+
+
+@dataclass(frozen=True)
+class PoolBytes:
+    """Picklable items that carry their bytes (to workers on another machine)."""
+
+    data: bytes
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def open(self) -> "OpenItems":
+        return OpenItems(buffer=self.data, offsets=self.offsets)
+
 
 class OpenItems:
     """The pool's bytes mapped into this process (or held in a buffer another process gave)."""
@@ -233,6 +251,14 @@ def pick_records(source: Source, indices: Iterable[int],
         if record.index in wanted:
             found[record.index] = record
     return [found[i] for i in order]
+
+
+def reusable(source: Source) -> Source:
+    """``source`` as something that can be read more than once: a path, a sequence, a
+    DataFrame or a Dataset as they are; any other iterable (a generator) read into a list."""
+    if isinstance(source, (str, os.PathLike, Sequence)) or _is_dataframe(source) or _is_dataset(source):
+        return source
+    return list(source)
 
 
 def subset_of(source: Any, indices: Sequence[int], input_format: str | None = None) -> Any:

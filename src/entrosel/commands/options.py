@@ -62,8 +62,13 @@ def field_options(parser: Any, cls: type, group: str | None = None, unset_none: 
         flags = (flag(f.name), *meta.get("flags", ()))
         help_ = meta.get("help", "")
         if param is not None and param.kind is bool:
-            parser.add_argument(*flags, dest=f.name, action="store_true", help=help_,
-                                default=None if unset_none else False)
+            if default is True:  # a switch that is on: the flag turns it off
+                parser.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name,
+                                    action="store_false", help=help_,
+                                    default=None if unset_none else True)
+            else:
+                parser.add_argument(*flags, dest=f.name, action="store_true", help=help_,
+                                    default=None if unset_none else False)
             continue
         kwargs: dict[str, Any] = {"dest": f.name, "default": None if unset_none else default}
         if param is not None and param.choices is not None:

@@ -84,7 +84,7 @@ def prune_pool(input: Source, output: str | Path, *, keep: float | None = None, 
         scores = Path(scores_out) if scores_out else Path(work) / "scores.jsonl"
         scored = score(scorer, input, scores, progress=progress, engine=runner)
         s = select_by_score(input, output, method="prune", scores=str(scores), by="info", keep=keep,
-                            budget=budget, budget_tokens=budget_tokens, **read)
+                            budget=budget, budget_tokens=budget_tokens, on_error=on_error, **read)
         rejects_file = None
         if scored.rejects_file is not None:
             rejects_file = Path(shutil.copyfile(scored.rejects_file, rejects_path(output)))

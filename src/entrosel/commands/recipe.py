@@ -78,6 +78,7 @@ class StepKind:
     check: Callable[[dict[str, Any]], None]
     run: Callable[[Path, Path, Step, "Recipe"], str]
     reads_scores: bool = False  # its `scores` file may come from an earlier score step
+    content_fields: tuple[str, ...] = ()  # options naming files the step's cache hashes
 
 
 @dataclass
@@ -111,7 +112,7 @@ def _filter_kind(name: str) -> StepKind:
     reads_scores = "scores" in constraints
     if reads_scores:  # an earlier score step can supply the score file
         constraints["scores"] = Param(str)
-    return StepKind(constraints, "records", check, run, reads_scores)
+    return StepKind(constraints, "records", check, run, reads_scores, cls.content_fields)
 
 
 def _step_options(cls: type) -> dict[str, Param]:
@@ -153,7 +154,7 @@ def _scorer_kind(name: str) -> StepKind:
         s = scorer.score_file(input, output, engine=engine)
         return f"entrosel {step.kind}: {s.records:,} records scored{scorer.summary(s)} in {s.seconds:.1f}s -> {output}"
 
-    return StepKind(_step_options(cls), "scores", check, run)
+    return StepKind(_step_options(cls), "scores", check, run, content_fields=cls.content_fields)
 
 
 def _selector_kind(name: str) -> StepKind:
@@ -171,7 +172,7 @@ def _selector_kind(name: str) -> StepKind:
         s = selector.select_file(input, output)
         return f"entrosel {step.kind}: {s.records:,} records{selector.summary(s)} in {s.seconds:.1f}s -> {output}"
 
-    return StepKind(options, "records", check, run, reads_scores)
+    return StepKind(options, "records", check, run, reads_scores, cls.content_fields)
 
 
 _REPORT = {"by": Param(str), "tokenizer": Param(str), "format": Param(str, choices=("html", "md"))}
@@ -349,6 +350,10 @@ def _plan(recipe: Recipe, input: Path, work: Path) -> list[PlannedStep]:
         item = PlannedStep(step, current, out, work / (step.stem + ".done.json"))
         if kind.reads_scores:
             item.extras["scores"] = Path(step.options["scores"]) if "scores" in step.options else scores
+        for name in kind.content_fields:  # a file named in the options: its content counts
+            value = step.options.get(name)
+            if isinstance(value, str) and Path(value).exists():
+                item.extras[name] = Path(value)
         if step.kind == "report":  # the selection against the pool it came from
             item.extras["pool"] = input
         planned.append(item)

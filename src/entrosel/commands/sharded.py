@@ -21,16 +21,24 @@ from entrosel.io.atomic import atomic_path
 from entrosel.io.fingerprint import path_fingerprint
 from entrosel.io.readers import read_records
 from entrosel.io.records import rejects_path
-from entrosel.io.writers import write_records
+from entrosel.io.writers import output_format_for, write_records
 from entrosel.scoring import SCORERS
 from entrosel.scoring.base import RunSummary, Scorer
+
+
+def _plain(value: Any) -> Any:
+    """A hyper-parameter as JSON holds it (a path as its string, a NumPy number as Python's)."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
 
 
 def _fingerprint(scorer: Scorer, input: str | Path) -> dict[str, Any]:
     """What a shard's rows depend on: the scorer, its hyper-parameters, and the input's (and
     model's) path and content (see :func:`entrosel.io.fingerprint.path_fingerprint`)."""
-    key = {"scorer": scorer.name, "input": os.path.abspath(input),
-           **dict(sorted(scorer.get_params().items())), "input_content": path_fingerprint(input)}
+    params = {k: _plain(v) for k, v in sorted(scorer.get_params().items())}
+    key = {"scorer": scorer.name, "input": os.path.abspath(input), **params,
+           "input_content": path_fingerprint(input)}
     for name in scorer.content_fields:
         if getattr(scorer, name):
             key[f"{name}_content"] = path_fingerprint(getattr(scorer, name))
@@ -45,6 +53,7 @@ def score_shard(scorer: Scorer, input: str | Path, output: str | Path, shard: Sh
     ``RunSummary.records`` counts this shard's rows; ``note`` says what happened."""
     if not isinstance(input, (str, os.PathLike)):
         raise InputError("sharded scoring needs the input as a file or folder path")
+    output_format_for(output, "-o")  # the merge writes it: refused before any shard runs
     key = _fingerprint(scorer.validate(), input)
     t0 = time.perf_counter()
     marker = finished_marker(output, shard, key)
@@ -155,6 +164,7 @@ def score(scorer: str | Scorer, input: Any, output: str | Path, *, engine: str |
     elif params:
         raise InputError(f"{', '.join(params)}: set these on the scorer object, not beside it")
     scorer.validate()
+    output_format_for(output, "-o")
     if not scorer.loads_model:
         given = [f for f, v in (("--actors", actors), ("--gpus-per-actor", gpus_per_actor)) if v is not None]
         if given:
@@ -166,6 +176,9 @@ def score(scorer: str | Scorer, input: Any, output: str | Path, *, engine: str |
     if isinstance(shard, str):
         shard = Shard.parse(shard)
     if runner.distributes:
+        if workers is not None:
+            raise InputError(f"--workers: with --engine {runner.name} each shard runs as one task "
+                             "on one CPU; set how many with --shards")
         if shard is not None:
             raise InputError(f"--shard runs one slice here; --engine {runner.name} runs them all: "
                              "give one of the two")

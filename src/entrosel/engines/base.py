@@ -64,6 +64,11 @@ class Engine(ABC):
                         anchors: Sequence[str] = ("selected", "batch")) -> EvaluatorGroup:
         """Anchored evaluators over ``items`` (:class:`entrosel.pool.PoolItems`)."""
 
+    def portable(self, items: Any) -> Any:
+        """``items`` (:class:`entrosel.pool.PoolItems`) as the workers can open them: here a
+        view of this machine's file; an engine whose workers may run elsewhere ships the bytes."""
+        return items
+
     def shard_count(self) -> int:
         """How many shards a scoring run is cut into, on an engine that ``distributes``."""
         return 1

@@ -244,6 +244,9 @@ class RayEngine(Engine):
         return RayEvaluatorGroup(items, framing, compressor, strategy, anchors,
                                  workers=self.workers or None, address=self.ray_address)
 
+    def portable(self, items: PoolItems) -> Any:
+        return items.in_memory()  # a task on another node cannot read this machine's files
+
     def shard_count(self) -> int:
         return self.shards or max(1, int(self._cluster().get("CPU", 1)))
 

@@ -49,6 +49,8 @@ class Filter:
     help: ClassVar[str] = ""
     # the option groups of its command (see entrosel.commands.options.GROUP_TITLES)
     option_groups: ClassVar[tuple[str, ...]] = ()
+    # fields naming files whose content the decisions depend on (a recipe step's cache hashes them)
+    content_fields: ClassVar[tuple[str, ...]] = ()
     batch_size: ClassVar[int] = 1024
 
     def get_params(self) -> dict[str, Any]:

@@ -37,6 +37,7 @@ class LengthFilter(Filter):
                                             param=_COUNT, metavar="N")
 
     help: ClassVar[str] = "drop records too short or too long"
+    content_fields: ClassVar[tuple[str, ...]] = ("tokenizer",)
 
     def _check(self) -> None:
         params = self.get_params()

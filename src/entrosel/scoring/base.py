@@ -20,7 +20,7 @@ from entrosel.io.atomic import atomic_path
 from entrosel.io.records import Record, Rejects, rejects_path
 from entrosel.io.writers import output_format_for, write_records
 from entrosel.params import Param, check_fields, option
-from entrosel.pool import InputOptions, Source
+from entrosel.pool import InputOptions, Source, reusable
 from entrosel.registry import Registry
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def id_row(record: Record) -> dict[str, Any]:
     return {"index": record.index} if id_ is None else {"index": record.index, "id": id_}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Scorer:
     """Base of the scorers. A subclass sets ``help`` and ``description`` (for ``entrosel
     score --help``), adds its hyper-parameters as fields and writes :meth:`rows`."""
@@ -125,6 +125,7 @@ class Scorer:
 
         t0 = time.perf_counter()
         self.validate()
+        source = reusable(source)  # a scorer may read it twice (word frequencies first)
         output_format_for(output, "-o")
         if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
             raise InputError("no such file or folder", source)

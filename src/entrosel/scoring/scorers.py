@@ -15,7 +15,8 @@ from entrosel.formats.serialize import SERIALIZATIONS, Serialization
 from entrosel.io.readers import detect_format, jsonl_lines, parse_jsonl_line
 from entrosel.io.records import Record, Rejects
 from entrosel.params import Param, option
-from entrosel.pool import InputOptions, Pool, PoolItems, Source, iter_records, rendered_records
+from entrosel.pool import (InputOptions, Pool, PoolBytes, PoolItems, Source, iter_records,
+                           rendered_records)
 from entrosel.progress import Progress
 from entrosel.scoring.base import SCORERS, RunSummary, Scorer, id_row
 from entrosel.scoring.compression import (COMPRESSOR_HELP, COMPRESSORS, LEVEL_HELP, SERIALIZE_HELP,
@@ -44,7 +45,8 @@ def _chunks(units: Iterable[Any], size_of, limit: int = _CHUNK_BYTES) -> Iterato
         yield chunk
 
 
-def _sizes_of_range(bounds: tuple[int, int], items: PoolItems, compressor: Compressor) -> list[int]:
+def _sizes_of_range(bounds: tuple[int, int], items: PoolItems | PoolBytes,
+                    compressor: Compressor) -> list[int]:
     opened = items.open()
     return compressed_sizes([opened[i] for i in range(*bounds)], compressor)
 
@@ -65,7 +67,7 @@ def compression_scores(texts: Iterable[bytes | str], compressor: str = "zlib",
         bounds = np.searchsorted(np.cumsum(sizes), np.arange(_CHUNK_BYTES, sizes.sum() + _CHUNK_BYTES,
                                                             _CHUNK_BYTES), side="right")
         edges = np.unique(np.concatenate([[0], np.minimum(bounds, len(pool)), [len(pool)]]))
-        work = functools.partial(_sizes_of_range, items=pool.items,
+        work = functools.partial(_sizes_of_range, items=runner.portable(pool.items),
                                  compressor=Compressor(compressor, level))
         ranges = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
         compressed = np.fromiter((c for part in runner.map(work, ranges) for c in part),
@@ -121,7 +123,7 @@ def _unit_size(unit: Unit) -> int:
 
 
 @SCORERS.register("compression")
-@dataclass
+@dataclass(kw_only=True)
 class CompressionScorer(Scorer):
     """Each record's compression ratio as a one-sample set (``repr``: ``[record]``):
     columns ``compression_ratio``, ``bytes``, ``compressed_bytes``."""
@@ -184,7 +186,7 @@ def add_info(rows: list[dict[str, Any]], info_lm: str, standardize: bool) -> Non
 
 
 @SCORERS.register("lm")
-@dataclass
+@dataclass(kw_only=True)
 class LanguageModelScorer(Scorer):
     """Per record: ``tokens``, ``nll_mean``, ``bits``, ``perplexity`` under ``model``, plus
     ``word_surprisal`` and ``info`` (``nll_mean``, or with ``info_lm="total"`` the total NLL
@@ -295,7 +297,7 @@ def word_model(source: Source, options: InputOptions) -> WordSurprisal:
 
 
 @SCORERS.register("words")
-@dataclass
+@dataclass(kw_only=True)
 class WordSurprisalScorer(Scorer):
     """``word_surprisal`` per record under the unigram frequencies of the whole input."""
 

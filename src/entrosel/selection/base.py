@@ -18,7 +18,7 @@ from entrosel.errors import InputError
 from entrosel.io.records import Rejects, rejects_path
 from entrosel.io.writers import output_format_for, write_records
 from entrosel.params import Param, check_fields, option
-from entrosel.pool import InputOptions, Source, pick_records, subset_of
+from entrosel.pool import InputOptions, Source, pick_records, reusable, subset_of
 from entrosel.registry import Registry
 from entrosel.scoring.base import RunSummary
 
@@ -32,7 +32,7 @@ def write_selection(source: Source, indices: list[int], output: str | Path,
     return write_records(pick_records(source, indices, input_format), output, like=like)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Selector:
     """Base of the selectors. A subclass is a dataclass, sets ``help`` and ``description``
     (for ``entrosel select --help``), adds its hyper-parameters as fields and writes
@@ -50,6 +50,8 @@ class Selector:
     option_groups: ClassVar[tuple[str, ...]] = ("budget", "input")
     # what --scores-out writes, when the selector has per-record scores to give
     scores_out_help: ClassVar[str | None] = None
+    # fields naming files whose content the selection depends on (a recipe step's cache hashes them)
+    content_fields: ClassVar[tuple[str, ...]] = ()
 
     def validate(self) -> "Selector":
         """Check every hyper-parameter before any work; raises :class:`InputError`."""
@@ -79,6 +81,7 @@ class Selector:
 
     def subset(self, pool: Any) -> Any:
         """The chosen records of ``pool``, as the same kind of thing (a path gives a list of dicts)."""
+        pool = reusable(pool)
         return subset_of(pool, self.select(pool), self.input_format)
 
     def score_rows(self, indices: list[int]) -> list[dict[str, Any]]:
@@ -99,6 +102,7 @@ class Selector:
         the per-record scores to ``scores_out``)."""
         t0 = time.perf_counter()
         self.validate()
+        source = reusable(source)
         output_format_for(output, "-o")  # refuse an unknown extension before any work
         if scores_out is not None:
             output_format_for(scores_out, "--scores-out")

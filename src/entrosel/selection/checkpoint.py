@@ -94,6 +94,10 @@ class Checkpoint:
                 raise damaged(f"member {bad!r} fails its CRC-32")
             with np.load(path, allow_pickle=False) as z:
                 missing = sorted((set(_ARRAYS) | {_DIGEST}) - set(z.files))
+                if missing == [_DIGEST]:  # every array there, no digest: saved before digests
+                    raise InputError("checkpoint saved by an entrosel older than its content "
+                                     "check (no sha256 in it), so it cannot be trusted to "
+                                     f"resume; {self._start_over}", path)
                 if missing:
                     raise damaged(f"no {', '.join(missing)} in it")
                 arrays = {name: z[name] for name in _ARRAYS}

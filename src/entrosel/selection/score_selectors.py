@@ -13,7 +13,7 @@ from entrosel.errors import InputError
 from entrosel.io.readers import read_records
 from entrosel.io.records import Rejects
 from entrosel.params import Param, option
-from entrosel.pool import Source, rendered_records
+from entrosel.pool import Source, rendered_records, reusable
 from entrosel.scoring.tokens import record_token_counts
 from entrosel.selection import by_score
 from entrosel.selection.base import SELECTORS, Selector
@@ -40,7 +40,7 @@ def read_scores(path: str | Path, by: str | None) -> tuple[np.ndarray, np.ndarra
     return index, values, tokens
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ScoreSelector(Selector):
     """Base of the selectors that choose by a column ``by`` of the score file ``scores``."""
 
@@ -57,15 +57,18 @@ class ScoreSelector(Selector):
 
     def select(self, pool: Source) -> list[int]:
         self.validate()
+        pool = reusable(pool)
         options = self.input_options()
         self.rejects_ = Rejects(self.on_error)
         # every input record is read (and rendered) once under the on-error policy, as by the
         # other verbs; only readable records can be selected
+        # the score file first: a missing file or column is refused before the pool is read
+        scored = read_scores(self.scores, self.by) if self.scores is not None else None
         readable = [r.index for r, _ in rendered_records(pool, options, self.rejects_)]
-        if self.scores is None:  # random without a score file: the readable records
+        if scored is None:  # random without a score file: the readable records
             index, values, file_tokens = np.array(readable, dtype=np.int64), None, None
         else:
-            index, values, file_tokens = read_scores(self.scores, self.by)
+            index, values, file_tokens = scored
         tokens = file_tokens
         if getattr(self, "budget_tokens", None) is not None and getattr(self, "tokenizer", None):
             tokens = record_token_counts(pool, index, self.tokenizer, options)
@@ -81,7 +84,7 @@ class ScoreSelector(Selector):
         return self.selected_
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _BudgetedScoreSelector(ScoreSelector):
     keep: float | None = option(None, "keep this fraction of the scored records",
                                 param=Param(float, low=0, high=1, low_open=True), metavar="FRACTION",
@@ -95,6 +98,7 @@ class _BudgetedScoreSelector(ScoreSelector):
                                    metavar="PATH_OR_NAME")
 
     option_groups: ClassVar[tuple[str, ...]] = ("budget", "input")
+    content_fields: ClassVar[tuple[str, ...]] = ("tokenizer",)
 
     def _check(self) -> None:
         if sum(x is not None for x in (self.keep, self.budget, self.budget_tokens)) != 1:
@@ -105,7 +109,7 @@ class _BudgetedScoreSelector(ScoreSelector):
 
 
 @SELECTORS.register("prune")
-@dataclass
+@dataclass(kw_only=True)
 class PruneSelector(_BudgetedScoreSelector):
     """Drop the lowest-scoring records first (Kim & Baek: the least informative, ``by="info"``);
     keep the rest in input order."""
@@ -122,7 +126,7 @@ class PruneSelector(_BudgetedScoreSelector):
 
 
 @SELECTORS.register("topk")
-@dataclass
+@dataclass(kw_only=True)
 class TopKSelector(_BudgetedScoreSelector):
     """The records with the highest (``largest=False``: lowest) scores, best first."""
 
@@ -137,7 +141,7 @@ class TopKSelector(_BudgetedScoreSelector):
 
 
 @SELECTORS.register("band")
-@dataclass
+@dataclass(kw_only=True)
 class BandSelector(ScoreSelector):
     """The records whose score lies between two percentiles of all scores, in input order."""
 
@@ -161,7 +165,7 @@ class BandSelector(ScoreSelector):
 
 
 @SELECTORS.register("random")
-@dataclass
+@dataclass(kw_only=True)
 class RandomSelector(_BudgetedScoreSelector):
     """A uniform random subset without replacement, reproducible for ``seed``, in the order drawn."""
 

@@ -28,7 +28,8 @@ import numpy as np
 from entrosel.engines import Engine, make_engine
 from entrosel.errors import InputError
 from entrosel.io.records import Rejects
-from entrosel.pool import InputOptions, Pool, PoolItems, Source, load_pool, pick_records
+from entrosel.pool import (InputOptions, Pool, PoolBytes, PoolItems, Source, load_pool,
+                           pick_records, reusable)
 from entrosel.params import Param, check_fields, option
 from entrosel.progress import Progress
 from entrosel.scoring.conditional import LongMemory
@@ -49,10 +50,17 @@ _CHUNK_BYTES = {"dict": 1 << 20, "ncd": 1 << 16, "dsir": 1 << 20}
 _WORKER_SCORER: tuple[tuple, Any] | None = None
 
 
-def _scorer(method: str, target: PoolItems | None, level: int | None, shard_bytes: int | None,
-            buckets: int) -> Any:
+def _target_key(target: PoolItems | PoolBytes | None) -> Any:
+    """Which target a worker's scorer was built for: its file, or its bytes (shipped)."""
+    if target is None:
+        return None
+    return target.path if isinstance(target, PoolItems) else hash(target.data)
+
+
+def _scorer(method: str, target: PoolItems | PoolBytes | None, level: int | None,
+            shard_bytes: int | None, buckets: int) -> Any:
     global _WORKER_SCORER
-    key = (method, None if target is None else target.path, level, shard_bytes, buckets)
+    key = (method, _target_key(target), level, shard_bytes, buckets)
     if _WORKER_SCORER is None or _WORKER_SCORER[0] != key:
         if method == "dsir":
             scorer: Any = HashedNgrams(buckets)
@@ -65,7 +73,8 @@ def _scorer(method: str, target: PoolItems | None, level: int | None, shard_byte
     return _WORKER_SCORER[1]
 
 
-def _score_range(bounds: tuple[int, int], items: PoolItems, method: str, target: PoolItems | None,
+def _score_range(bounds: tuple[int, int], items: PoolItems | PoolBytes, method: str,
+                 target: PoolItems | PoolBytes | None,
                  level: int | None, shard_bytes: int | None, buckets: int) -> Any:
     opened = items.open()
     texts = [opened[i] for i in range(*bounds)]
@@ -84,7 +93,7 @@ def _ranges(sizes: np.ndarray, chunk_bytes: int) -> list[tuple[int, int]]:
 
 
 @SELECTORS.register("target")
-@dataclass
+@dataclass(kw_only=True)
 class TargetSelector(Selector):
     """Select the pool records closest to a target set (see the module docstring).
 
@@ -142,6 +151,7 @@ class TargetSelector(Selector):
         "hashed-n-gram importance weights, resampled by Gumbel top-k with --seed. Output: the "
         "selected records, unchanged, best first.")
     option_groups: ClassVar[tuple[str, ...]] = ("budget", "method", "input", "engine")
+    content_fields: ClassVar[tuple[str, ...]] = ("target", "tokenizer")
     scores_out_help: ClassVar[str | None] = ("write every record's index, id, score (alignment, or "
                                              "dsir's log_importance_weight) and rank in the selection")
 
@@ -242,7 +252,9 @@ class TargetSelector(Selector):
 
     def _map(self, pool: Pool, target: PoolItems | None, what: str) -> Any:
         """The method's per-record work over ``pool``, in worker processes, in order."""
-        work = functools.partial(_score_range, items=pool.items, method=self.method, target=target,
+        portable = self.engine_.portable  # the workers may be on other machines
+        work = functools.partial(_score_range, items=portable(pool.items), method=self.method,
+                                 target=None if target is None else portable(target),
                                  level=self.level, shard_bytes=self.shard_bytes, buckets=self.buckets)
         sizes = pool.sizes
         ranges = _ranges(sizes, _CHUNK_BYTES[self.method])
@@ -264,7 +276,9 @@ class TargetSelector(Selector):
     def _score(self, pool: Source, tokenizer: Any, selecting: bool = False) -> np.ndarray:
         # with a tokenizer, also count each record's tokens while its text is at hand
         if not hasattr(self, "target_records_"):
-            raise InputError("fit the selector on a target first: TargetSelector(...).fit(target)")
+            if self.target is None:
+                raise InputError("give the target: TargetSelector(target=...) or fit(target) first")
+            self.fit(self.target)
         t0 = time.perf_counter()
         self.rejects_ = Rejects(self.on_error)
         with load_pool(pool, self._options(self.input_format), self.rejects_, self.progress) as p:
@@ -299,6 +313,7 @@ class TargetSelector(Selector):
         """Score ``pool`` and return the input indices of the selection, in selection order
         (fitted on ``target`` first when not fitted yet)."""
         self._validate(selecting=True)
+        pool = reusable(pool)
         if not hasattr(self, "target_records_"):
             self.fit(self.target)
         # a tokenizer that does not load is a bad option: found out before the work

@@ -29,7 +29,7 @@ import numpy as np
 from entrosel.engines import Engine, EvaluatorGroup, WorkerDied, make_engine
 from entrosel.errors import InputError
 from entrosel.io.records import Rejects
-from entrosel.pool import InputOptions, Pool, Source, load_pool
+from entrosel.pool import InputOptions, Pool, Source, load_pool, reusable
 from entrosel.progress import Progress
 from entrosel.scoring.anchored import resolve_strategy
 from entrosel.formats.serialize import SERIALIZATIONS
@@ -62,7 +62,7 @@ class RoundTiming:
 
 
 @SELECTORS.register("zip")
-@dataclass
+@dataclass(kw_only=True)
 class ZipSelector(Selector):
     """Select samples by ZIP. Parameters as in the paper's ZIP.py; ``select`` does the work.
 
@@ -107,6 +107,7 @@ class ZipSelector(Selector):
         "best as a batch and greedily picks K3 of it. Output: the selected records, unchanged, "
         "in selection order, stopping exactly at the budget.")
     option_groups: ClassVar[tuple[str, ...]] = ("budget", "input", "compression", "engine")
+    content_fields: ClassVar[tuple[str, ...]] = ("tokenizer",)
     scores_out_help: ClassVar[str | None] = ("write each selected record's rank, index, id, round, "
                                              "stage-2 and stage-3 ratios")
 
@@ -117,6 +118,9 @@ class ZipSelector(Selector):
             raise InputError("--budget-tokens needs --tokenizer PATH_OR_NAME")
         if self.resume and not self.checkpoint:
             raise InputError("--resume needs --checkpoint DIR")
+        if self.checkpoint and not self.resume and Checkpoint(self.checkpoint, {}).exists:
+            raise InputError("folder holds a checkpoint already; pass --resume to continue it, "
+                             "or remove the folder to start over", self.checkpoint)
         if self.k2 > self.k1:
             raise InputError(f"--k2 ({self.k2}) must be at most --k1 ({self.k1}): the batch is "
                              "taken from the K1 candidates")
@@ -143,11 +147,13 @@ class ZipSelector(Selector):
 
     def summary(self, s: Any) -> str:
         tokens = f", {self.tokens_:,} tokens" if self.budget_tokens is not None else ""
-        return f" selected in {len(self.round_timings_)} rounds{tokens}"
+        rounds = max(self.rounds_, default=0)  # 1-based; with --resume, the earlier ones too
+        return f" selected in {rounds} rounds{tokens}"
 
     def select(self, source: Source) -> list[int]:
         """Run ZIP over ``source`` (a path, or dict records); return input indices."""
         self.validate()
+        source = reusable(source)
         compressor = Compressor(self.compressor, self.level)
         options = InputOptions(self.input_format, self.serialize, self.text_field,
                                self.template, self.on_error)
@@ -169,6 +175,14 @@ class ZipSelector(Selector):
         self.stage2_ratios_ = list(state.stage2)
         self.stage3_ratios_ = list(state.stage3)
         self.tokens_ = state.tokens
+        if self._budget_left(state):
+            # each round's K2 batch leaves the pool but only K3 of it is picked (as ZIP.py)
+            held = (f"{len(self.selected_):,} of the --budget {self.budget:,}"
+                    if self.budget is not None else
+                    f"{self.tokens_:,} of the --budget-tokens {self.budget_tokens:,} tokens")
+            self._note(f"the pool ran out at {held}: every round removes its K2={self.k2} "
+                       f"batch and keeps K3={self.k3} of it; a smaller K2/K3 ratio or a larger "
+                       "pool reaches the budget")
         return self.selected_
 
     def _evaluators(self, pool: Pool, options: InputOptions, compressor: Compressor):
@@ -333,6 +347,10 @@ class ZipSelector(Selector):
                 f"{reach / 2**20:.0f} MiB at level {level}: "
                 f"{lost} further back are no longer seen" +
                 ("; --level 5 or higher reaches 32 MiB" if reach < 32 << 20 else ""))
+        self._note(note)
+
+    def _note(self, note: str) -> None:
+        """Say ``note`` once on stderr and keep it in ``notes_``."""
         self.notes_.append(note)
         print(f"entrosel: note: {note}", file=sys.stderr)
 
