@@ -105,7 +105,8 @@ class ZipSelector(Selector):
         "ZIP (Yin et al. 2024): select samples whose set has a low compression ratio. Each round "
         "takes the K1 lowest-scoring samples, rescores them against the selection, keeps the K2 "
         "best as a batch and greedily picks K3 of it. Output: the selected records, unchanged, "
-        "in selection order, stopping exactly at the budget.")
+        "in selection order, stopping exactly at the budget (or, said on stderr, earlier when "
+        "the pool runs out: a round's unpicked batch members leave it, as in ZIP.py).")
     option_groups: ClassVar[tuple[str, ...]] = ("budget", "input", "compression", "engine")
     content_fields: ClassVar[tuple[str, ...]] = ("tokenizer",)
     scores_out_help: ClassVar[str | None] = ("write each selected record's rank, index, id, round, "
