@@ -43,7 +43,7 @@ def test_score_measure_select_end_to_end(tmp_path, real_exchanges):
     rows = [json.loads(x) for x in r.stdout.splitlines()]
     assert len(rows) == 2 and rows[0]["records"] == 300 and rows[0] == rows[1]
     r = entrosel("measure", pool, check=True)
-    assert "ratio" in r.stdout.splitlines()[0]
+    assert r.stdout.splitlines()[0].split()[-1] == "R"  # the set's ratio, named as in the law
 
     out = tmp_path / "sel.jsonl"
     r = entrosel("select", "zip", pool, "-o", out, "--budget", 25, "--k1", 100, "--k2", 20,

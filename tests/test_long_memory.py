@@ -164,14 +164,24 @@ def test_resume_replays_the_selection_round_by_round(tmp_path, real_exchanges, m
 
 def test_outgrowing_the_reach_is_said_once(real_exchanges, monkeypatch, capsys):
     monkeypatch.setattr(conditional.LongMemory, "reach_bytes", property(lambda self: 20_000))
-    sel = ZipSelector(budget=60, k1=50, k2=15, k3=5, compressor="zstd", workers=1)
+    sel = ZipSelector(budget=40, k1=50, k2=15, k3=5, compressor="zstd", workers=1)
     sel.select(real_exchanges[:150])
     err = capsys.readouterr().err
     assert err.count("past zstd's reach of 0 MiB") == 1
     assert len(sel.notes_) == 1 and "the selection holds" in sel.notes_[0]
-    plain = ZipSelector(budget=60, k1=50, k2=15, k3=5, workers=1)
+    plain = ZipSelector(budget=40, k1=50, k2=15, k3=5, workers=1)
     plain.select(real_exchanges[:150])
     assert plain.notes_ == [] and "reach" not in capsys.readouterr().err
+
+
+def test_a_pool_that_runs_out_before_the_budget_is_said(real_exchanges, capsys):
+    # 150 records, each round removes K2=15 and keeps K3=5: 10 rounds, 50 picks < 60
+    sel = ZipSelector(budget=60, k1=50, k2=15, k3=5, workers=1)
+    assert len(sel.select(real_exchanges[:150])) == 50
+    assert sel.notes_ == ["the pool ran out at 50 of the --budget 60: every round removes its "
+                          "K2=15 batch and keeps K3=5 of it; a smaller K2/K3 ratio or a larger "
+                          "pool reaches the budget"]
+    assert "entrosel: note: the pool ran out at 50 of the --budget 60" in capsys.readouterr().err
 
 
 def test_reach_by_level():

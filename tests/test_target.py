@@ -215,7 +215,7 @@ def test_bad_input_exits_2_without_a_traceback(files, tmp_path, capsys, change, 
 def test_a_target_without_text_is_refused():
     with pytest.raises(InputError, match="no text"):
         TargetSelector().fit([{"text": ""}])
-    with pytest.raises(InputError, match="fit the selector"):
+    with pytest.raises(InputError, match="give the target"):
         TargetSelector().score([{"text": "a"}])
     with pytest.raises(SystemExit) as e:
         main(["select", "target", "p.jsonl", "--target", "t.jsonl", "-o", "o.jsonl", "--budget", "1",
