@@ -17,8 +17,8 @@ way on each (same tokenizer, tokens, schedule and seeds) and measures it. Two se
   ZIP, the most redundant, information pruning, perplexity band, longest), and a pruning
   table (keep 100%, 80%, 60% by information and at random, one epoch on what is kept).
 
-    python benchmarks/entropy_law_experiment.py --quick                 # < 5 min
-    python benchmarks/entropy_law_experiment.py --out data/experiment   # docs/RESULTS.md
+    python benchmarks/entropy_law_experiment.py --quick --out data/quick   # about 5 min: every step, small
+    python benchmarks/entropy_law_experiment.py --out data/experiment      # docs/RESULTS.md, about 50 min
     python benchmarks/entropy_law_experiment.py --setting scratch --out data/scratch
 
 Every step is an `entrosel` command (printed with --verbose). Writes OUT/results.json,
@@ -65,8 +65,8 @@ class Config:
     jobs: int = 2                # entrosel commands run side by side (each on one thread)
 
 
-QUICK = Config(pool=150, heldout=16, budget=0.1, base_chars=200_000, mmlu=24, rank_prompts=6,
-               smollm2_chars=100, k2=30, k3=5)
+QUICK = Config(pool=100, heldout=12, budget=0.1, seeds=(0, 1), base_chars=120_000, mmlu=16, rank_prompts=4,
+               smollm2_chars=60, k2=20, k3=5)
 SCRATCH = Config(setting="scratch", pool=5000, heldout=400, budget=0.3, seeds=(0,), k2=100, k3=50)
 SCRATCH_QUICK = replace(SCRATCH, pool=500, heldout=80, k1=300, k2=50, k3=25)
 POOLS = {"finetune": ("sharegpt", "chitchat"), "scratch": ("sharegpt",)}
@@ -570,8 +570,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setting", choices=["finetune", "scratch"], default="finetune")
-    parser.add_argument("--quick", action="store_true", help="small pools: under 5 minutes")
-    parser.add_argument("--out", type=Path, default=Path("data/experiment"))
+    parser.add_argument("--quick", action="store_true", help="every step on small pools: about 5 minutes")
+    parser.add_argument("--out", type=Path, help="output folder (default: data/experiment-SETTING[-quick])")
     parser.add_argument("--exchanges", type=Path, default=Path("data/pool.jsonl"),
                         help="ShareGPT exchanges (made with `entrosel data sharegpt --split exchanges` if missing)")
     for name in ("pool", "heldout", "k1", "k2", "k3", "base_chars", "mmlu", "rank_prompts", "jobs"):
@@ -586,14 +586,22 @@ def main(argv: list[str] | None = None) -> None:
            ("scratch", False): SCRATCH, ("scratch", True): SCRATCH_QUICK}[args.setting, args.quick]
     cfg = replace(cfg, **{k: v for k, v in vars(args).items() if k in Config.__dataclass_fields__ and v is not None
                           and k != "setting"})
+    out = args.out or Path(f"data/experiment-{cfg.setting}" + ("-quick" if args.quick else ""))
+    # a rerun reuses what OUT holds, which is only right for the same configuration
+    stamp = out / "config.json"
+    config = json.dumps(asdict(cfg), indent=1)
+    if stamp.exists() and stamp.read_text() != config:
+        sys.exit(f"{out} holds a run of another configuration ({stamp}); choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(config)
     t0 = time.perf_counter()
 
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - t0:6.0f} s] {message}", file=sys.stderr, flush=True)
 
-    result = run(cfg, args.out, args.exchanges, log)
-    print((args.out / "results.md").read_text())
-    log(f"done in {result['seconds'] / 60:.1f} min; results in {args.out}/")
+    result = run(cfg, out, args.exchanges, log)
+    print((out / "results.md").read_text())
+    log(f"done in {result['seconds'] / 60:.1f} min; results in {out}/")
 
 
 if __name__ == "__main__":
