@@ -100,9 +100,13 @@ def ordered_map(fn: Callable[[Any], Any], chunks: Iterable[Any], workers: int | 
         return
     with ProcessPoolExecutor(n, initializer=_ignore_sigint) as ex:
         pending: deque = deque()
+        # the executor's processes, noted while they run: once the pool breaks, its manager
+        # thread may already have let go of them
+        workers_seen: dict[int, Any] = {}
         try:
             for chunk in chunks:
                 pending.append(ex.submit(fn, chunk))
+                workers_seen.update(getattr(ex, "_processes", None) or {})
                 if len(pending) >= 2 * n:
                     yield pending.popleft().result()
             while pending:
@@ -110,14 +114,18 @@ def ordered_map(fn: Callable[[Any], Any], chunks: Iterable[Any], workers: int | 
         except BrokenProcessPool as e:
             if e.__cause__ is not None:  # a result that could not be sent back: a bug
                 raise
-            raise WorkerDied(f"{_pool_casualty(ex)}; the run stopped and can be repeated") from None
+            workers_seen.update(getattr(ex, "_processes", None) or {})
+            casualty = _pool_casualty(list(workers_seen.values()))
+            raise WorkerDied(f"{casualty}; the run stopped and can be repeated") from None
 
 
-def _pool_casualty(ex: ProcessPoolExecutor) -> str:
-    """Which of ``ex``'s workers died and how, as far as can be told."""
+def _pool_casualty(processes: list[Any]) -> str:
+    """Which of the pool's worker ``processes`` died and how, as far as can be told."""
     # The executor keeps its processes only privately; once one dies it terminates the
     # others (SIGTERM), so the casualty is the one that ended otherwise.
-    processes = list((getattr(ex, "_processes", None) or {}).values())
+    for p in processes:
+        if p.exitcode is None:
+            p.join(timeout=1)  # a killed process is reaped soon; its exit code tells how
     ended = [p for p in processes if p.exitcode is not None]
     for p in ended:
         if p.exitcode != -signal.SIGTERM:
