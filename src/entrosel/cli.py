@@ -13,12 +13,12 @@ from entrosel.commands.data import export_sharegpt
 from entrosel.commands.law import law_check, law_measure, law_report, law_track
 from entrosel.commands.measure import measure
 from entrosel.commands.probe import probe_train, prune_pool
-from entrosel.commands.options import (GROUP_TITLES, class_options, device_option, engine_options,
-                                       engine_settings, field_options, from_args, input_options,
-                                       input_output, print_summary, progress_option, shard_option,
-                                       unescape)
+from entrosel.commands.options import (GROUP_TITLES, class_options, device_option,
+                                       engine_option_names, engine_options, engine_settings,
+                                       field_options, from_args, input_options, input_output,
+                                       print_summary, progress_option, shard_option, unescape)
 from entrosel.commands.sharded import score
-from entrosel.engines import ENGINES, WorkerDied
+from entrosel.engines import WorkerDied
 from entrosel.errors import InputError
 from entrosel.formats.render import RenderError
 from entrosel.io.sharegpt import SPLITS
@@ -78,10 +78,6 @@ def _select_parsers(verbs: Any) -> None:
         p.set_defaults(run=functools.partial(_cmd_select, cls))
 
 
-# every engine's options, by name
-ENGINE_OPTIONS = tuple(dict.fromkeys(f.name for c in ENGINES.values() for f in dataclasses.fields(c)))
-
-
 def _score_parsers(verbs: Any) -> None:
     """``entrosel score NAME`` for every registered scorer."""
     score_ = verbs.add_parser("score", help="score each record", description="Score each record.")
@@ -93,7 +89,7 @@ def _score_parsers(verbs: Any) -> None:
         progress_option(p)
         # model replicas only where a model is loaded
         model_only = () if cls.loads_model else ("actors", "gpus_per_actor")
-        names = tuple(n for n in ENGINE_OPTIONS if n not in model_only)
+        names = tuple(n for n in engine_option_names() if n not in model_only)
         shard_option(engine_options(p, workers=cls.parallel, only=names))
         p.set_defaults(run=functools.partial(_cmd_score, cls))
 

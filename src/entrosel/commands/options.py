@@ -141,12 +141,16 @@ def engine_options(parser: argparse.ArgumentParser, *, workers: bool = True,
     return g
 
 
-def engine_settings(a: argparse.Namespace) -> dict[str, Any]:
-    """The engine options given on the command line (``None``: not given)."""
+def engine_option_names() -> tuple[str, ...]:
+    """Every registered engine's options, by name, in registration order."""
     from entrosel.engines import ENGINES
 
-    names = {f.name for cls in ENGINES.values() for f in dataclasses.fields(cls)}
-    return {n: getattr(a, n) for n in sorted(names) if hasattr(a, n)}
+    return tuple(dict.fromkeys(f.name for cls in ENGINES.values() for f in dataclasses.fields(cls)))
+
+
+def engine_settings(a: argparse.Namespace) -> dict[str, Any]:
+    """The engine options given on the command line (``None``: not given)."""
+    return {n: getattr(a, n) for n in sorted(engine_option_names()) if hasattr(a, n)}
 
 
 def shard_option(parser: Any) -> None:

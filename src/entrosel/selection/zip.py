@@ -132,9 +132,6 @@ class ZipSelector(Selector):
         # a bad worker count or an option of another engine is refused before the pool is read
         self.engine_ = make_engine(self.engine, workers=self.workers, ray_address=self.ray_address)
 
-    def _validate(self) -> None:  # the older name
-        self.validate()
-
     def score_rows(self, indices: list[int]) -> list[dict[str, Any]]:
         rows = []
         for rank, (index, id_, rnd, r2, r3) in enumerate(zip(
