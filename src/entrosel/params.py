@@ -20,7 +20,7 @@ import numpy as np
 from entrosel.errors import InputError
 
 __all__ = ["Param", "ParameterError", "check_fields", "check_params", "check_range", "constraints",
-           "flag", "option"]
+           "flag", "hyper_parameters", "option"]
 
 
 def option(default: Any = None, help: str = "", *, param: Param | None = None,
@@ -43,7 +43,12 @@ def constraints(obj: Any) -> dict[str, Param]:
 
 def check_fields(obj: Any) -> None:
     """Refuse, as :class:`ParameterError`, the first field whose value its :class:`Param` refuses."""
-    check_params({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}, constraints(obj))
+    check_params(hyper_parameters(obj), constraints(obj))
+
+
+def hyper_parameters(obj: Any) -> dict[str, Any]:
+    """A dataclass part's hyper-parameters (its constructor's fields), by name."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
 
 def flag(name: str) -> str:
     """The command-line flag of a parameter: ``min_chars`` -> ``--min-chars``."""

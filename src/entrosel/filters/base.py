@@ -12,10 +12,10 @@ A record-level filter writes only ``judge(batch) -> [Removal | None, ...]``; a p
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator, Self
 
-from entrosel.params import check_fields
+from entrosel.params import check_fields, hyper_parameters
 from entrosel.formats.render import Turn
 from entrosel.io.records import Record, Rejects
 from entrosel.pool import InputOptions, Source, iter_records, rendered_records
@@ -55,7 +55,7 @@ class Filter:
 
     def get_params(self) -> dict[str, Any]:
         """The hyper-parameters, by name (what a recipe fingerprints)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        return hyper_parameters(self)
 
     def validate(self) -> Self:
         """Check every parameter before any work; raises :class:`ParameterError` or

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
@@ -19,7 +19,7 @@ from entrosel.errors import InputError
 from entrosel.io.atomic import atomic_path
 from entrosel.io.records import Record, Rejects, rejects_path
 from entrosel.io.writers import output_format_for, write_records
-from entrosel.params import Param, check_fields, option
+from entrosel.params import Param, check_fields, hyper_parameters, option
 from entrosel.pool import InputOptions, Source, reusable
 from entrosel.registry import Registry
 
@@ -85,7 +85,7 @@ class Scorer:
 
     def get_params(self) -> dict[str, Any]:
         """The hyper-parameters, by name (what a shard marker fingerprints)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        return hyper_parameters(self)
 
     def input_options(self) -> InputOptions:
         return InputOptions(self.input_format, self.serialize, self.text_field, self.template,
