@@ -68,13 +68,24 @@ def read_records(path: str | Path, input_format: str | None = None,
         raise InputError("input holds no records", p)
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
+
+
 def _open_binary(path: Path):
-    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
+    """The file's bytes, gunzipped when it is gzip whatever its name says (a ``.jsonl`` that
+    is really gzip is common: a download saved without its ``.gz``)."""
+    f = open(path, "rb")
+    if f.read(2) == _GZIP_MAGIC:
+        f.close()
+        return gzip.open(path, "rb")
+    f.seek(0)
+    return f
 
 
 def _first_char(path: Path) -> str:
     with _open_binary(path) as f:
-        head = f.read(4096).lstrip()
+        head = f.read(4096).removeprefix(_BOM).lstrip()
     return head[:1].decode("latin-1")
 
 
@@ -109,6 +120,8 @@ def jsonl_lines(path: str | Path, start: int = 0) -> Iterator[tuple[int, int, by
     index = start
     with _open_binary(Path(path)) as f:
         for line_no, raw in enumerate(f, start=1):
+            if line_no == 1 and raw.startswith(_BOM):  # what Excel and Windows tools write
+                raw = raw[len(_BOM):]
             if raw.strip():
                 yield index, line_no, raw.rstrip(b"\r\n")
                 index += 1
@@ -149,8 +162,8 @@ def _decode(path: Path, rejects: Rejects) -> str:
     holding them are rejected."""
     with _open_binary(path) as f:
         data = f.read()
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
