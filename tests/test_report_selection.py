@@ -33,8 +33,9 @@ def test_html_report_renders_its_plots_in_chromium(selection):
     tmp_path, subset, pool, scores, records = selection
     out = selection_report(subset, tmp_path / "report.html", pool=pool, scores=scores, by="source")
     page = out.read_text()
-    # lengths, compression, composition, one score column ("flag" is boolean: not a score)
-    assert len(re.findall(r"data:image/png;base64,", page)) == 4
+    # lengths, compression, per-record ratios, composition, one score column ("flag" is
+    # boolean: not a score)
+    assert len(re.findall(r"data:image/png;base64,", page)) == 5
     assert "<figcaption>score_length</figcaption>" in page and "score_flag" not in page
     assert "<td>mean length</td>" in page
     duplicates = re.search(r"<td>exact duplicates \(records\)</td><td>(\d+)</td><td>(\d+)</td>", page)
@@ -62,9 +63,18 @@ def test_markdown_report_with_png_files_and_the_cli(selection, capsys):
     assert "entrosel report: " in capsys.readouterr().err
     text = (tmp_path / "r.md").read_text()
     pngs = sorted(p.name for p in tmp_path.glob("r-*.png"))
-    assert pngs == ["r-compression.png", "r-lengths.png"]  # no pool, no --by, no scores
+    # no pool, no --by, no scores: still three plots
+    assert pngs == ["r-compression.png", "r-lengths.png", "r-record_ratios.png"]
     assert all((tmp_path / p).read_bytes().startswith(b"\x89PNG") and f"]({p})" in text for p in pngs)
     assert "| records | 61 |" in text and "## median record" in text
+
+
+def test_subset_against_pool_has_three_plots_without_options(selection):
+    tmp_path, subset, pool, _, _ = selection
+    text = selection_report(subset, tmp_path / "p.md", pool=pool).read_text()
+    assert sorted(p.name for p in tmp_path.glob("p-*.png")) == [
+        "p-compression.png", "p-lengths.png", "p-record_ratios.png"]
+    assert "](p-record_ratios.png)" in text
 
 
 @pytest.mark.parametrize("case", ["not-in-pool", "score-rows", "suffix", "missing"])

@@ -22,6 +22,7 @@ from entrosel.io.atomic import atomic_path
 from entrosel.io.readers import read_records
 from entrosel.io.records import Rejects
 from entrosel.pool import InputOptions
+from entrosel.scoring.compression import compression_ratio
 from entrosel.scoring.tokens import count_tokens
 
 _WORD = re.compile(r"\S+")
@@ -112,6 +113,11 @@ class _Set:
     lengths: Any
     groups: list[str]
     R: dict[str, float]
+
+    @property
+    def ratios(self) -> np.ndarray:
+        """Each record's own compression ratio (zlib level 9, as ``score compression``)."""
+        return np.array([compression_ratio(t) for t in self.texts], dtype=np.float64)
 
     @property
     def duplicates(self) -> int:
@@ -219,6 +225,20 @@ def selection_report(subset: str | Path, output: str | Path, *, pool: str | Path
     ax.set_title("redundancy (higher: more repetitive)")
     ax.legend()
     images["compression"] = png(fig)
+
+    # R of the whole set hides how its records differ: the per-record ratio shows whether
+    # the selection took the least repetitive records of the pool
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    every = np.concatenate([sub.ratios, base.ratios]) if base is not None else sub.ratios
+    edges = np.histogram_bin_edges(every, bins=40)
+    if base is not None:
+        ax.hist(base.ratios, bins=edges, density=True, alpha=0.5, color="tab:gray", label="pool")
+    ax.hist(sub.ratios, bins=edges, density=True, alpha=0.6, color="tab:blue", label="subset")
+    ax.set_xlabel("compression ratio of each record (zlib level 9)")
+    ax.set_ylabel("density")
+    ax.set_title("per-record compression ratio")
+    ax.legend()
+    images["record_ratios"] = png(fig)
 
     if by is not None:
         counts = Counter(sub.groups)
