@@ -34,17 +34,17 @@ def test_killed_actor_is_replaced_and_the_answer_stays(local_ray, real_exchanges
     options = dict(k1=60, k2=20, k3=8, compressor=compressor)
     expected = select_zip(records, 40, workers=1, **options)
     groups = []
-    original = ray_engine.RayEvaluatorGroup.ratios
+    original = ray_engine.RayWorkerGroup.scatter
     calls = {"n": 0}
 
-    def ratios(self, anchor, candidates):
+    def scatter(self, method, items, *args):
         calls["n"] += 1
         if calls["n"] == 30:  # mid-run, inside some round's stage 3 (replayed call by call)
             os.kill(ray.get(self.actors[0].pid.remote()), signal.SIGKILL)
             groups.append(self)
-        return original(self, anchor, candidates)
+        return original(self, method, items, *args)
 
-    monkeypatch.setattr(ray_engine.RayEvaluatorGroup, "ratios", ratios)
+    monkeypatch.setattr(ray_engine.RayWorkerGroup, "scatter", scatter)
     sel = ZipSelector(budget=40, workers=2, engine="ray", **options)
     assert sel.select(records) == expected
     assert groups and groups[0].restarts >= 1

@@ -20,9 +20,10 @@ import pytest
 
 from entrosel.cli import main
 from entrosel.engines import local
-from entrosel.engines.local import EvaluatorGroup, WorkerDied, describe_exit, ordered_map
+from entrosel.engines.local import LocalEngine, ProcessGroup, WorkerDied, describe_exit, ordered_map
 from entrosel.errors import InputError
 from entrosel.pool import InputOptions, load_pool
+from entrosel.scoring.anchored import anchored_group
 from entrosel.scoring.compression import Compressor
 from entrosel.selection.checkpoint import STATE_FILE, Checkpoint, ZipState
 from entrosel.selection.zip import ZipSelector, select_zip
@@ -63,17 +64,17 @@ def test_killed_worker_is_replaced_and_the_selection_stays(real_exchanges, monke
     records = real_exchanges[:200]
     options = dict(k1=60, k2=20, k3=8, compressor=compressor)
     expected = select_zip(records, 40, workers=1, **options)
-    original = EvaluatorGroup.ratios
+    original = ProcessGroup.scatter
     groups, calls = [], {"n": 0}
 
-    def ratios(self, anchor, candidates):
+    def scatter(self, method, items, *args):
         calls["n"] += 1
         if calls["n"] in (12, 30):  # two rounds in, in stage 3; then later, in another round
             groups.append(self)
             _kill(self._procs[{12: 0, 30: 1}[calls["n"]]])
-        return original(self, anchor, candidates)
+        return original(self, method, items, *args)
 
-    monkeypatch.setattr(EvaluatorGroup, "ratios", ratios)
+    monkeypatch.setattr(ProcessGroup, "scatter", scatter)
     selected = _within(_HANG_S, ZipSelector(budget=40, workers=2, **options).select, records)
     assert selected == expected
     assert groups[0].restarts == 2
@@ -82,8 +83,8 @@ def test_killed_worker_is_replaced_and_the_selection_stays(real_exchanges, monke
 
 def _group_over(records, workers=2):
     pool = load_pool(records, InputOptions())
-    group = EvaluatorGroup(pool.items, InputOptions().serialization.framing, Compressor("zlib"),
-                           workers=workers)
+    group = anchored_group(LocalEngine(workers=workers), pool.items,
+                           InputOptions().serialization.framing, Compressor("zlib"))
     return pool, group
 
 
@@ -95,16 +96,16 @@ def test_worker_killed_while_computing_is_replaced(real_exchanges):
         group.extend("selected", [3, 4])
         group.extend("selected", [5])
         expected = group.ratios("selected", range(len(records)))
-        original_receive = group._receive
+        original_receive = group.group._receive
 
         def receive(w):
-            if w == 0 and group.restarts == 0:
-                _kill(group._procs[0])
+            if w == 0 and group.group.restarts == 0:
+                _kill(group.group._procs[0])
             return original_receive(w)
 
-        group._receive = receive
+        group.group._receive = receive
         got = _within(_HANG_S, group.ratios, "selected", range(len(records)))
-        assert group.restarts == 1
+        assert group.group.restarts == 1
         np.testing.assert_array_equal(got, expected)
 
 
@@ -112,7 +113,7 @@ def test_a_worker_that_keeps_dying_ends_the_run_with_a_clear_error(real_exchange
     monkeypatch.setattr(local, "_MAX_RESTARTS", 0)
     pool, group = _group_over(real_exchanges[:50])
     with pool, group:
-        _kill(group._procs[1])
+        _kill(group.group._procs[1])
         with pytest.raises(WorkerDied, match=r"was killed by SIGKILL .*giving up.*can be repeated"):
             _within(_HANG_S, group.ratios, "selected", range(50))
 
@@ -124,7 +125,7 @@ def test_an_error_inside_a_worker_is_raised_not_restarted(real_exchanges):
         with pytest.raises(RuntimeError, match="IndexError") as caught:
             _within(_HANG_S, group.ratios, "selected", [0, 1, 10**9, 10**9 + 1])
         assert not isinstance(caught.value, WorkerDied)
-        assert group.restarts == 0
+        assert group.group.restarts == 0
 
 
 # --- ordered_map: a dead worker ends the map with WorkerDied ------------------------------

@@ -4,9 +4,13 @@ and never ask which one it is; a new engine is one class registered in :data:`EN
 Three shapes of work, the ones entrosel's methods need:
 
 - :meth:`Engine.map`: a picklable function over chunks, results in input order;
-- :meth:`Engine.evaluator_group`: long-lived workers holding anchored evaluators (ZIP);
+- :meth:`Engine.worker_group`: long-lived workers, each holding the state that a picklable
+  factory the step hands in builds (ZIP's anchored evaluators): updates go to every worker,
+  items are dealt out and their results gathered in order;
 - :meth:`Engine.map_shards`: a scoring run cut into shards that each write their own file
   (see :mod:`entrosel.engines.shards`); :attr:`Engine.distributes` says whether to cut.
+
+Engines import nothing from ``scoring`` or ``selection``: what a worker holds is the step's.
 """
 from __future__ import annotations
 
@@ -23,19 +27,71 @@ from entrosel.registry import Registry
 ENGINES: Registry = Registry("engine")
 
 
-class EvaluatorGroup(Protocol):
-    """Anchored evaluators over a pool, on an engine's workers (see
-    :mod:`entrosel.scoring.anchored`): anchor updates go to every worker, candidates are
-    dealt out and their ratios gathered in order."""
+class WorkerGroup(Protocol):
+    """Long-lived workers, each holding the state ``factory()`` made in it (once per worker).
+
+    - ``update(key, method, *args, restart=False)``: every worker calls
+      ``state.method(*args)``, in call order. The call is kept under ``key`` so that a worker
+      that dies can be replaced by a fresh one brought to the same state (the calls replayed
+      one by one); ``restart=True`` says this call starts ``key``'s part of the state anew
+      (its earlier calls are forgotten).
+    - ``scatter(method, items, *args)``: ``items`` dealt out round-robin, worker ``w``
+      calling ``state.method(items[w::n], *args)``; the results (one number per item)
+      gathered as a float64 array in the order of ``items``.
+
+    Results must not depend on the number of workers: only which worker computes which
+    item may change.
+    """
 
     workers: int
 
-    def reset(self, anchor: str) -> None: ...
-    def extend(self, anchor: str, indices: Sequence[int]) -> None: ...
-    def ratios(self, anchor: str, candidates: Sequence[int]) -> np.ndarray: ...
+    def update(self, key: str, method: str, *args: Any, restart: bool = False) -> None: ...
+    def scatter(self, method: str, items: Sequence[Any], *args: Any) -> np.ndarray: ...
     def close(self) -> None: ...
-    def __enter__(self) -> "EvaluatorGroup": ...
+    def __enter__(self) -> "WorkerGroup": ...
     def __exit__(self, *exc: Any) -> None: ...
+
+
+class InProcessGroup:
+    """A :class:`WorkerGroup` of one worker: the state lives in this process."""
+
+    workers = 1
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.state = factory()
+        self.restarts = 0
+
+    def update(self, key: str, method: str, *args: Any, restart: bool = False) -> None:
+        getattr(self.state, method)(*args)
+
+    def scatter(self, method: str, items: Sequence[Any], *args: Any) -> np.ndarray:
+        return np.asarray(getattr(self.state, method)(items, *args), dtype=np.float64)
+
+    def close(self) -> None:
+        self.state = None
+
+    def __enter__(self) -> "InProcessGroup":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class UpdateLog:
+    """What a :class:`WorkerGroup` keeps to replay a worker: each key's updates since its
+    last restart, as ``(method, args)`` in call order."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, list[tuple[str, tuple]]] = {}
+
+    def add(self, key: str, method: str, args: tuple, restart: bool) -> None:
+        if restart:
+            self.calls[key] = []
+        self.calls.setdefault(key, []).append((method, args))
+
+    def replay(self) -> Iterator[tuple[str, tuple]]:
+        for calls in self.calls.values():
+            yield from calls
 
 
 class Engine(ABC):
@@ -59,10 +115,10 @@ class Engine(ABC):
         """``map(fn, chunks)`` in input order, a bounded number of chunks in flight (a
         stream larger than memory may pass). ``fn`` and the chunks must pickle."""
 
-    @abstractmethod
-    def evaluator_group(self, items: Any, framing: Any, compressor: Any, strategy: str = "auto",
-                        anchors: Sequence[str] = ("selected", "batch")) -> EvaluatorGroup:
-        """Anchored evaluators over ``items`` (:class:`entrosel.pool.PoolItems`)."""
+    def worker_group(self, factory: Callable[[], Any]) -> WorkerGroup:
+        """Long-lived workers each holding ``factory()`` (see :class:`WorkerGroup`);
+        ``factory`` must pickle. Here: one worker, in this process."""
+        return InProcessGroup(factory)
 
     def portable(self, items: Any) -> Any:
         """``items`` (:class:`entrosel.pool.PoolItems`) as the workers can open them: here a

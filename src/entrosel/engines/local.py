@@ -4,15 +4,16 @@ Two shapes of work run here:
 
 - :func:`ordered_map`: a function over chunks of data, results in input order, with a
   bounded number of chunks in flight so a stream larger than memory can pass through.
-- :class:`EvaluatorGroup`: long-lived workers, each holding its own anchored evaluators
-  (see :mod:`entrosel.scoring.anchored`) over the shared pool. Anchor updates are
-  broadcast (each worker keeps its own live compressor in sync); candidates are dealt
-  out among workers and their ratios gathered back in order.
+- :class:`ProcessGroup`: long-lived worker processes, each holding the state a factory
+  handed in by the step builds (ZIP: its anchored evaluators over the shared pool; see
+  :class:`~entrosel.engines.base.WorkerGroup`). Updates are broadcast (each worker keeps
+  its state in sync); items are dealt out among workers and their results gathered back
+  in order.
 
 A worker process that dies (``kill -9``, the out-of-memory killer) never leaves the run
-waiting: :func:`ordered_map` raises :class:`WorkerDied`; :class:`EvaluatorGroup` starts a
-fresh worker, replays its anchors' updates and repeats the call (a bounded number of times),
-so the selection is the one an undisturbed run makes.
+waiting: :func:`ordered_map` raises :class:`WorkerDied`; :class:`ProcessGroup` starts a
+fresh worker, replays the updates since each key's last restart and repeats the call (a
+bounded number of times), so the result is the one an undisturbed run makes.
 """
 from __future__ import annotations
 
@@ -29,13 +30,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from entrosel.engines.base import ENGINES, Engine
+from entrosel.engines.base import ENGINES, Engine, InProcessGroup, UpdateLog, WorkerGroup
 from entrosel.errors import InputError
-from entrosel.formats.serialize import Framing
 from entrosel.params import Param, option
-from entrosel.pool import OpenItems, PoolItems
-from entrosel.scoring.anchored import AnchoredEvaluator, make_evaluator
-from entrosel.scoring.compression import Compressor
 
 
 # A dead worker is replaced at most this many times per worker of a group; a worker that
@@ -135,27 +132,6 @@ def _pool_casualty(processes: list[Any]) -> str:
     return "a worker process died"
 
 
-class Evaluators:
-    """What one worker holds: an evaluator per named anchor, over the pool's bytes
-    (a :class:`PoolItems` file, or an :class:`OpenItems` buffer shipped by the engine)."""
-
-    def __init__(self, items: PoolItems | OpenItems, framing: Framing, compressor: Compressor,
-                 strategy: str, anchors: Sequence[str]) -> None:
-        opened = items.open() if isinstance(items, PoolItems) else items
-        self.by_anchor: dict[str, AnchoredEvaluator] = {
-            a: make_evaluator(opened, framing, compressor, strategy) for a in anchors}
-
-    def run(self, command: str, anchor: str, payload: Any) -> Any:
-        ev = self.by_anchor[anchor]
-        if command == "reset":
-            return ev.reset()
-        if command == "extend":
-            return ev.extend(payload)
-        if command == "ratios":
-            return ev.ratios(payload)
-        raise ValueError(f"unknown command {command!r}")
-
-
 class _WorkerFailure:
     """What a worker sends back in place of a result when a command raised: the traceback."""
 
@@ -163,10 +139,10 @@ class _WorkerFailure:
         self.text = text
 
 
-def _worker_main(conn, args) -> None:
+def _worker_main(conn, factory) -> None:
     _ignore_sigint()
     parent = os.getppid()
-    evaluators = Evaluators(*args)
+    state = factory()
     while True:
         # A forked sibling may hold our pipe's other end open, so EOF alone does not tell
         # that the parent died (e.g. SIGKILL); check its pid while idle.
@@ -179,43 +155,35 @@ def _worker_main(conn, args) -> None:
             return
         if message is None:
             return
-        command, anchor, payload = message
+        command, method, args = message
         try:
-            result = evaluators.run(command, anchor, payload)
+            result = getattr(state, method)(*args)
         except Exception:
             # A bug, not a death: tell the parent (its next receive reads this) so that it
             # raises it instead of restarting a worker that would fail the same way.
             conn.send(_WorkerFailure(traceback.format_exc()))
             return
-        if command == "ratios":
+        if command == "scatter":
             conn.send(result)
 
 
-class EvaluatorGroup:
-    """Anchored evaluators spread over ``workers`` processes (in this process when 1).
+class ProcessGroup:
+    """A :class:`~entrosel.engines.base.WorkerGroup` of ``workers`` processes, each holding
+    ``factory()``.
 
-    Results do not depend on the number of workers: every worker computes exact ratios,
-    only which worker computes which candidate changes. A worker that dies is replaced by
-    a fresh one brought to the same state (the anchors' updates since their last reset,
-    replayed call by call) and its share of the call is asked again; after
-    ``_MAX_RESTARTS`` replacements per worker, :class:`WorkerDied` ends the run.
+    A worker that dies is replaced by a fresh one brought to the same state (the updates
+    since each key's last restart, replayed call by call) and its share of the call is
+    asked again; after ``_MAX_RESTARTS`` replacements per worker, :class:`WorkerDied` ends
+    the run.
     """
 
-    def __init__(self, items: PoolItems, framing: Framing, compressor: Compressor,
-                 strategy: str = "auto", anchors: Sequence[str] = ("selected", "batch"),
-                 workers: int | None = None) -> None:
-        self.workers = resolve_workers(workers)
-        self._args = (items, framing, compressor, strategy, tuple(anchors))
-        self._local: Evaluators | None = None
+    def __init__(self, factory: Callable[[], Any], workers: int) -> None:
+        self.workers = workers
+        self._factory = factory
         self._conns: list = []
         self._procs: list = []
-        # each anchor's extensions since its last reset, one list per call: a long-memory
-        # anchor's C(A) depends on how it was built, so a replay repeats the calls one by one
-        self._log: dict[str, list[list[int]]] = {a: [] for a in anchors}
+        self._log = UpdateLog()
         self.restarts = 0
-        if self.workers == 1:
-            self._local = Evaluators(*self._args)
-            return
         try:
             for _ in range(self.workers):
                 conn, proc = self._start()
@@ -228,7 +196,7 @@ class EvaluatorGroup:
     def _start(self):
         ctx = mp.get_context()
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker_main, args=(child, self._args), daemon=True)
+        proc = ctx.Process(target=_worker_main, args=(child, self._factory), daemon=True)
         proc.start()
         child.close()
         return parent, proc
@@ -253,9 +221,8 @@ class EvaluatorGroup:
             print(f"entrosel: note: worker process {dead.pid} {how}; started "
                   f"{self._procs[w].pid} in its place and replayed its state", file=sys.stderr)
             try:
-                for anchor, calls in self._log.items():
-                    for indices in calls:
-                        self._conns[w].send(("extend", anchor, indices))
+                for method, args in self._log.replay():
+                    self._conns[w].send(("update", method, args))
                 return
             except OSError:  # the new worker died too: replace it in turn
                 continue
@@ -273,14 +240,14 @@ class EvaluatorGroup:
 
     def _send(self, w: int, message: tuple) -> None:
         """Send ``message`` to worker ``w``; a dead worker is replaced, and as the log
-        already holds every update, its replacement needs only a ratios call resent."""
+        already holds every update, its replacement needs only a scatter call resent."""
         while True:
             try:
                 self._conns[w].send(message)
                 return
             except OSError:  # BrokenPipeError, ConnectionResetError: the worker is gone
                 self._replace(w)
-                if message[0] != "ratios":
+                if message[0] != "scatter":
                     return
 
     def _receive(self, w: int) -> Any:
@@ -299,36 +266,21 @@ class EvaluatorGroup:
             raise RuntimeError(f"worker process {proc.pid} failed:\n{answer.text}")
         return answer
 
-    def _broadcast(self, command: str, anchor: str, payload: Any = None) -> None:
-        if self._local is not None:
-            self._local.run(command, anchor, payload)
-            return
+    def update(self, key: str, method: str, *args: Any, restart: bool = False) -> None:
+        self._log.add(key, method, args, restart)
         for w in range(len(self._conns)):
-            self._send(w, (command, anchor, payload))
+            self._send(w, ("update", method, args))
 
-    def reset(self, anchor: str) -> None:
-        self._log[anchor] = []
-        self._broadcast("reset", anchor)
-
-    def extend(self, anchor: str, indices: Sequence[int]) -> None:
-        indices = [int(i) for i in indices]
-        if self._local is None:
-            self._log[anchor].append(indices)
-        self._broadcast("extend", anchor, indices)
-
-    def ratios(self, anchor: str, candidates: Sequence[int]) -> np.ndarray:
-        candidates = [int(i) for i in candidates]
-        if self._local is not None:
-            return self._local.run("ratios", anchor, candidates)
+    def scatter(self, method: str, items: Sequence[Any], *args: Any) -> np.ndarray:
         n = len(self._conns)
-        # Deal candidates round-robin so each worker gets a similar share of long samples.
+        # Deal items round-robin so each worker gets a similar share of long samples.
         for w in range(n):
-            self._send(w, ("ratios", anchor, candidates[w::n]))
-        out = np.empty(len(candidates), dtype=np.float64)
+            self._send(w, ("scatter", method, (items[w::n], *args)))
+        out = np.empty(len(items), dtype=np.float64)
         for w in range(n):
             while (answer := self._receive(w)) is None:
                 self._replace(w)
-                self._send(w, ("ratios", anchor, candidates[w::n]))
+                self._send(w, ("scatter", method, (items[w::n], *args)))
             out[w::n] = answer
         return out
 
@@ -345,7 +297,7 @@ class EvaluatorGroup:
                 proc.kill()
         self._conns, self._procs = [], []
 
-    def __enter__(self) -> "EvaluatorGroup":
+    def __enter__(self) -> "ProcessGroup":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -367,7 +319,9 @@ class LocalEngine(Engine):
     def map(self, fn: Callable[[Any], Any], chunks: Iterable[Any]) -> Iterator[Any]:
         return ordered_map(fn, chunks, self.concurrency())
 
-    def evaluator_group(self, items: PoolItems, framing: Framing, compressor: Compressor,
-                        strategy: str = "auto", anchors: Sequence[str] = ("selected", "batch")
-                        ) -> EvaluatorGroup:
-        return EvaluatorGroup(items, framing, compressor, strategy, anchors, workers=self.concurrency())
+    def worker_group(self, factory: Callable[[], Any]) -> WorkerGroup:
+        """``factory()`` in each of ``workers`` processes (in this process when 1)."""
+        workers = self.concurrency()
+        if workers == 1:
+            return InProcessGroup(factory)
+        return ProcessGroup(factory, workers)

@@ -1,12 +1,13 @@
 """The Ray engine: ZIP on long-lived actors, and scoring shards with Ray Data.
 
-ZIP: each actor holds its own live compressors.
-The pool's bytes go once into Ray's object store; every actor reads them from there (so
-actors on other nodes need no shared file system). Anchor updates are sent to every actor
-(in order, per actor); candidates are dealt out among them and their ratios gathered, as in
-the local engine, so the selection is the same. If an actor dies, a new one is started and
-brought back to the same state by replaying the anchor updates since each anchor's last
-reset, and the call is repeated.
+Worker groups (ZIP): each actor holds the state the step's factory builds (ZIP: its own
+live compressors). The factory goes once into Ray's object store; every actor reads it from
+there (so actors on other nodes need no shared file system; NumPy arrays in it, such as a
+pool's packed bytes, are read in place, not copied per actor). Updates are sent to every
+actor (in order, per actor); items are dealt out among them and their results gathered, as
+in the local engine, so the result is the same. If an actor dies, a new one is started and
+brought back to the same state by replaying the updates since each key's last restart, and
+the call is repeated.
 
 Scoring: :func:`map_shards` runs one task per shard (see :mod:`entrosel.engines.shards`)
 with ``Dataset.map_batches``; with a ``setup`` (loading a model) the tasks run on a pool of
@@ -22,12 +23,9 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from entrosel.engines.base import ENGINES, Engine
+from entrosel.engines.base import ENGINES, Engine, UpdateLog, WorkerGroup
 from entrosel.errors import InputError
-from entrosel.formats.serialize import Framing
-from entrosel.pool import OpenItems, PoolItems
 from entrosel.params import Param, option
-from entrosel.scoring.compression import Compressor
 
 _MAX_RESTARTS = 3
 
@@ -91,41 +89,36 @@ def map_shards(count: int, work: Callable[[Any, int], dict], *, setup: Callable[
 
 
 class _Actor:
-    def __init__(self, blob, offsets, framing, compressor, strategy, anchors) -> None:
-        from entrosel.engines.local import Evaluators
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.state = factory()
 
-        items = OpenItems(buffer=blob, offsets=offsets)
-        self.evaluators = Evaluators(items, framing, compressor, strategy, anchors)
+    def update(self, method: str, args: tuple) -> None:
+        getattr(self.state, method)(*args)
 
-    def run(self, command: str, anchor: str, payload: Any) -> Any:
-        return self.evaluators.run(command, anchor, payload)
+    def scatter(self, method: str, args: tuple) -> Any:
+        return getattr(self.state, method)(*args)
 
     def pid(self) -> int:
         import os
         return os.getpid()
 
 
-class RayEvaluatorGroup:
-    """The :class:`~entrosel.engines.local.EvaluatorGroup` interface on Ray actors."""
+class RayWorkerGroup:
+    """A :class:`~entrosel.engines.base.WorkerGroup` on Ray actors."""
 
-    def __init__(self, items: PoolItems, framing: Framing, compressor: Compressor,
-                 strategy: str = "auto", anchors: Sequence[str] = ("selected", "batch"),
-                 workers: int | None = None, address: str | None = None) -> None:
+    def __init__(self, factory: Callable[[], Any], workers: int | None = None,
+                 address: str | None = None) -> None:
         ray = init_ray(address)
         self._ray = ray
         self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        buffer = items.open().buffer
-        blob = np.frombuffer(buffer, dtype=np.uint8) if len(buffer) else np.zeros(0, np.uint8)
-        self._args = (ray.put(blob), items.offsets, framing, compressor, strategy, tuple(anchors))
+        self._factory = ray.put(factory)
         self._actor_class = ray.remote(num_cpus=1)(_Actor)
-        # each anchor's extensions since its last reset, one list per call: a long-memory
-        # anchor's C(A) depends on how it was built, so a replay repeats the calls one by one
-        self._log: dict[str, list[list[int]]] = {a: [] for a in anchors}
+        self._log = UpdateLog()
         self.restarts = 0
         self.actors = [self._start() for _ in range(self.workers)]
 
     def _start(self):
-        return self._actor_class.remote(*self._args)
+        return self._actor_class.remote(self._factory)
 
     def _replace(self, w: int) -> None:
         """A fresh actor in place of actor ``w``, brought to the others' state."""
@@ -133,34 +126,24 @@ class RayEvaluatorGroup:
         if self.restarts > _MAX_RESTARTS * self.workers:
             raise RuntimeError(f"Ray actors died {self.restarts} times; giving up")
         actor = self._start()
-        for anchor, calls in self._log.items():
-            for indices in calls:
-                actor.run.remote("extend", anchor, indices)
+        for method, args in self._log.replay():
+            actor.update.remote(method, args)
         self.actors[w] = actor
 
-    def _call_all(self, command: str, anchor: str, payload: Any = None) -> None:
-        # not awaited: an actor runs its calls in order, so its next ratios call sees them,
+    def update(self, key: str, method: str, *args: Any, restart: bool = False) -> None:
+        self._log.add(key, method, args, restart)
+        # not awaited: an actor runs its calls in order, so its next scatter call sees them,
         # and a failure surfaces there (and is repaired by replaying the log)
         for actor in self.actors:
-            actor.run.remote(command, anchor, payload)
+            actor.update.remote(method, args)
 
-    def reset(self, anchor: str) -> None:
-        self._log[anchor] = []
-        self._call_all("reset", anchor)
-
-    def extend(self, anchor: str, indices: Sequence[int]) -> None:
-        indices = [int(i) for i in indices]
-        self._log[anchor].append(indices)
-        self._call_all("extend", anchor, indices)
-
-    def ratios(self, anchor: str, candidates: Sequence[int]) -> np.ndarray:
+    def scatter(self, method: str, items: Sequence[Any], *args: Any) -> np.ndarray:
         ray = self._ray
-        candidates = [int(i) for i in candidates]
         n = len(self.actors)
-        out = np.empty(len(candidates), dtype=np.float64)
+        out = np.empty(len(items), dtype=np.float64)
         todo = list(range(n))
         while todo:
-            refs = {w: self.actors[w].run.remote("ratios", anchor, candidates[w::n]) for w in todo}
+            refs = {w: self.actors[w].scatter.remote(method, (items[w::n], *args)) for w in todo}
             todo = []
             for w, ref in refs.items():
                 try:
@@ -178,7 +161,7 @@ class RayEvaluatorGroup:
                 pass
         self.actors = []
 
-    def __enter__(self) -> "RayEvaluatorGroup":
+    def __enter__(self) -> "RayWorkerGroup":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -238,13 +221,12 @@ class RayEngine(Engine):
         while pending:
             yield ray.get(pending.popleft())
 
-    def evaluator_group(self, items: PoolItems, framing: Framing, compressor: Compressor,
-                        strategy: str = "auto", anchors: Sequence[str] = ("selected", "batch")
-                        ) -> "RayEvaluatorGroup":
-        return RayEvaluatorGroup(items, framing, compressor, strategy, anchors,
-                                 workers=self.workers or None, address=self.ray_address)
+    def worker_group(self, factory: Callable[[], Any]) -> WorkerGroup:
+        """``factory()`` on ``workers`` actors (default: the cluster's CPUs); ``factory``
+        should hold its data (see :meth:`portable`), not paths of this machine."""
+        return RayWorkerGroup(factory, workers=self.workers or None, address=self.ray_address)
 
-    def portable(self, items: PoolItems) -> Any:
+    def portable(self, items: Any) -> Any:
         return items.in_memory()  # a task on another node cannot read this machine's files
 
     def shard_count(self) -> int:

@@ -21,12 +21,13 @@ import ctypes
 import ctypes.util
 import functools
 import zlib
-from typing import Protocol, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
 from entrosel.formats.serialize import Framing
-from entrosel.pool import OpenItems
+from entrosel.pool import OpenItems, PoolBytes
 from entrosel.scoring.compression import Compressor
 from entrosel.scoring.conditional import DigestedAnchor, LongMemory
 
@@ -199,3 +200,100 @@ def make_evaluator(items: OpenItems, framing: Framing, compressor: Compressor,
     if strategy == "recompress":
         return RecompressEvaluator(items, framing, compressor)
     raise ValueError(f"strategy must be auto, {' or '.join(STRATEGIES)}; not {strategy!r}")
+
+
+class Evaluators:
+    """What one worker holds: an evaluator per named anchor, over the pool's bytes. Its
+    methods are the calls a :class:`~entrosel.engines.base.WorkerGroup` makes."""
+
+    def __init__(self, items: OpenItems, framing: Framing, compressor: Compressor,
+                 strategy: str, anchors: Sequence[str]) -> None:
+        self.by_anchor: dict[str, AnchoredEvaluator] = {
+            a: make_evaluator(items, framing, compressor, strategy) for a in anchors}
+
+    def reset(self, anchor: str) -> None:
+        self.by_anchor[anchor].reset()
+
+    def extend(self, anchor: str, indices: Sequence[int]) -> None:
+        self.by_anchor[anchor].extend(indices)
+
+    def ratios(self, candidates: Sequence[int], anchor: str) -> np.ndarray:
+        return self.by_anchor[anchor].ratios(candidates)
+
+
+@dataclass(frozen=True)
+class EvaluatorFactory:
+    """Builds one worker's :class:`Evaluators`: what ZIP hands an engine's
+    :meth:`~entrosel.engines.base.Engine.worker_group`. Picklable: ``items`` is the pool's
+    bytes as the engine's workers can open them (:meth:`Engine.portable`): a file they map,
+    or the bytes themselves, which travel as one NumPy array (read in place where the
+    engine allows, e.g. from Ray's object store)."""
+
+    items: Any
+    framing: Framing
+    compressor: Compressor
+    strategy: str = "auto"
+    anchors: tuple[str, ...] = ("selected", "batch")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.items, PoolBytes):
+            data = self.items.data
+            array = np.frombuffer(data, dtype=np.uint8) if len(data) else np.zeros(0, np.uint8)
+            object.__setattr__(self, "items", ArrayItems(array, self.items.offsets))
+
+    def __call__(self) -> Evaluators:
+        return Evaluators(self.items.open(), self.framing, self.compressor, self.strategy,
+                          self.anchors)
+
+
+@dataclass(frozen=True)
+class ArrayItems:
+    """The pool's bytes as one NumPy array and its offsets (pickles out of band)."""
+
+    buffer: np.ndarray
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def open(self) -> OpenItems:
+        return OpenItems(buffer=memoryview(self.buffer), offsets=self.offsets)
+
+
+class AnchoredGroup:
+    """Anchored evaluators on an engine's :class:`~entrosel.engines.base.WorkerGroup`:
+    anchor updates go to every worker, candidates are dealt out and their ratios gathered."""
+
+    def __init__(self, group: Any) -> None:
+        self.group = group
+
+    @property
+    def workers(self) -> int:
+        return self.group.workers
+
+    def reset(self, anchor: str) -> None:
+        self.group.update(anchor, "reset", anchor, restart=True)
+
+    def extend(self, anchor: str, indices: Sequence[int]) -> None:
+        self.group.update(anchor, "extend", anchor, [int(i) for i in indices])
+
+    def ratios(self, anchor: str, candidates: Sequence[int]) -> np.ndarray:
+        return self.group.scatter("ratios", [int(i) for i in candidates], anchor)
+
+    def close(self) -> None:
+        self.group.close()
+
+    def __enter__(self) -> "AnchoredGroup":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def anchored_group(engine: Any, items: Any, framing: Framing, compressor: Compressor,
+                   strategy: str = "auto", anchors: Sequence[str] = ("selected", "batch")
+                   ) -> AnchoredGroup:
+    """Anchored evaluators over ``items`` (:class:`entrosel.pool.PoolItems`) on ``engine``'s
+    workers."""
+    factory = EvaluatorFactory(engine.portable(items), framing, compressor, strategy, tuple(anchors))
+    return AnchoredGroup(engine.worker_group(factory))

@@ -26,12 +26,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from entrosel.engines import Engine, EvaluatorGroup, WorkerDied, make_engine
+from entrosel.engines import Engine, WorkerDied, make_engine
 from entrosel.errors import InputError
 from entrosel.io.records import Rejects
 from entrosel.pool import InputOptions, Pool, Source, load_pool, reusable
 from entrosel.progress import Progress
-from entrosel.scoring.anchored import resolve_strategy
+from entrosel.scoring.anchored import AnchoredGroup, anchored_group, resolve_strategy
 from entrosel.formats.serialize import SERIALIZATIONS
 from entrosel.params import Param, option
 from entrosel.scoring.compression import (COMPRESSOR_HELP, COMPRESSORS, LEVEL_HELP, SERIALIZE_HELP,
@@ -101,6 +101,10 @@ class ZipSelector(Selector):
     selected_: list[int] = field(default_factory=list, init=False, repr=False)
 
     help: ClassVar[str] = "ZIP: greedy selection of a low-compression-ratio subset"
+
+    @classmethod
+    def example_options(cls, folder: Path) -> dict[str, Any]:
+        return {"budget": 8, "k1": 16, "k2": 6, "k3": 2, "workers": 1}
     description: ClassVar[str] = (
         "ZIP (Yin et al. 2024): select samples whose set has a low compression ratio. Each round "
         "takes the K1 lowest-scoring samples, rescores them against the selection, keeps the K2 "
@@ -184,8 +188,8 @@ class ZipSelector(Selector):
         return self.selected_
 
     def _evaluators(self, pool: Pool, options: InputOptions, compressor: Compressor):
-        return self.engine_.evaluator_group(pool.items, options.serialization.framing, compressor,
-                                            self.strategy)
+        return anchored_group(self.engine_, pool.items, options.serialization.framing, compressor,
+                              self.strategy)
 
     def _token_counts(self, source: Source, options: InputOptions, pool: Pool) -> np.ndarray | None:
         if self.budget_tokens is None:
@@ -225,7 +229,7 @@ class ZipSelector(Selector):
             return len(state.selected) < self.budget
         return state.tokens < self.budget_tokens
 
-    def _run(self, pool: Pool, group: EvaluatorGroup, tokens: np.ndarray | None,
+    def _run(self, pool: Pool, group: AnchoredGroup, tokens: np.ndarray | None,
              state: ZipState | None, checkpoint: Checkpoint | None) -> ZipState:
         n = len(pool)
         self.round_timings_: list[RoundTiming] = []
@@ -274,7 +278,7 @@ class ZipSelector(Selector):
             raise WorkerDied(f"{e}; the state is saved in {checkpoint.folder}: rerun with --resume") from None
         return state
 
-    def _round(self, group: EvaluatorGroup, tokens: np.ndarray | None, state: ZipState) -> None:
+    def _round(self, group: AnchoredGroup, tokens: np.ndarray | None, state: ZipState) -> None:
         """One round of the three stages; ``state`` is only changed once it is complete, so a
         Ctrl-C inside leaves the state of the previous round."""
         t0 = time.perf_counter()
