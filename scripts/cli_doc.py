@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from entrosel.cli import build_parser
+from entrosel.testing import BAD_INPUTS
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 
@@ -45,6 +46,12 @@ def render() -> str:
              "Generated from the parser by `python scripts/cli_doc.py`; a test checks that it is "
              "current. Every verb also takes `--help`. Older spellings kept as aliases are listed "
              "after the option's name.", ""]
+    lines += ["## Unusual and bad input", "",
+              "What every verb that reads records does with each case (the generic checks of "
+              "`entrosel.testing` run each case on every registered step):", "",
+              "| input | what happens |", "|---|---|"]
+    lines += [f"| {case.name} | {_cell(case.decision)} |" for case in BAD_INPUTS]
+    lines.append("")
     for command, parser in _commands(build_parser()):
         if command == "entrosel":
             continue

@@ -323,3 +323,11 @@ def test_score_lm_cli_passes_info_lm_and_standardize(tmp_path, tiny, one_thread)
     assert [r["info"] for r in rows] == pytest.approx(expected, rel=1e-9, abs=1e-12)
     # the check can fail: the default (mean, unstandardized) gives other values
     assert [r["info"] for r in rows] != pytest.approx([r["nll_mean"] + r["word_surprisal"] for r in rows])
+
+
+def test_score_lm_passes_the_generic_checks(tmp_path, tiny):
+    from entrosel.testing import CHECKS, check_step, registered_steps
+
+    ran = check_step(registered_steps()["score lm"], options={"model": str(tiny)},
+                     folder=tmp_path)
+    assert ran == list(CHECKS[:-1])

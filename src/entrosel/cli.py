@@ -73,8 +73,7 @@ def _select_parsers(verbs: Any) -> None:
         class_options(p, cls)
         if cls.scores_out_help:
             p.add_argument("--scores-out", metavar="FILE", help=cls.scores_out_help)
-        if "progress" in {f.name for f in dataclasses.fields(cls)}:
-            progress_option(p)
+        progress_option(p)  # every verb takes it; a selector without a progress bar ignores it
         p.set_defaults(run=functools.partial(_cmd_select, cls))
 
 

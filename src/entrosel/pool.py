@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from entrosel.errors import InputError
 from entrosel.formats.render import Renderer, RenderError, Turn
 from entrosel.formats.serialize import Serialization
 from entrosel.io.readers import read_records
@@ -69,7 +70,8 @@ def iter_records(source: Source, input_format: str | None = None,
 
 def _mapping(i: int, data: Any) -> Mapping:
     if not isinstance(data, Mapping):
-        raise TypeError(f"record {i} is a {type(data).__name__}, not a mapping")
+        raise InputError(f"record {i} is a {type(data).__name__}, not a mapping of fields; a pool is "
+                         "a path, a list of dicts, a pandas DataFrame or a datasets.Dataset")
     return data
 
 

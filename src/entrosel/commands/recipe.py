@@ -38,6 +38,7 @@ from typing import Any, Callable
 from entrosel.errors import InputError
 from entrosel.filters import FILTERS
 from entrosel.filters.params import Param, ParameterError, check_params
+from entrosel.commands.options import progress_option
 from entrosel.io.atomic import atomic_path
 from entrosel.io.fingerprint import content_sha256
 from entrosel.io.readers import INPUT_FORMATS, detect_format, read_records
@@ -91,6 +92,7 @@ class Recipe:
     work_dir: str | None
     reading: dict[str, Any]
     steps: list[Step]
+    progress: bool | None = None  # the steps' progress bars (None: on a terminal)
 
 
 # ---- the steps ------------------------------------------------------------------------------
@@ -105,7 +107,8 @@ def _filter_kind(name: str) -> StepKind:
         from entrosel.commands.filter import filter_to_file
 
         s = filter_to_file(cls(**step.options), input, output, **recipe.reading,
-                           removed_out=output.with_name(step.stem + ".removed.jsonl"))
+                           removed_out=output.with_name(step.stem + ".removed.jsonl"),
+                           progress=recipe.progress)
         return s.line(step.kind)
 
     constraints = _step_options(cls)
@@ -151,7 +154,7 @@ def _scorer_kind(name: str) -> StepKind:
     def run(input: Path, output: Path, step: Step, recipe: Recipe) -> str:
         params, engine = split(step.options)
         scorer = cls(**recipe.reading, **params)
-        s = scorer.score_file(input, output, engine=engine)
+        s = scorer.score_file(input, output, engine=engine, progress=recipe.progress)
         return f"entrosel {step.kind}: {s.records:,} records scored{scorer.summary(s)} in {s.seconds:.1f}s -> {output}"
 
     return StepKind(_step_options(cls), "scores", check, run, content_fields=cls.content_fields)
@@ -173,7 +176,8 @@ def _selector_kind(name: str) -> StepKind:
         cls(**options).validate()
 
     def run(input: Path, output: Path, step: Step, recipe: Recipe) -> str:
-        selector = cls(**recipe.reading, **step.options)
+        shows = {"progress": recipe.progress} if "progress" in {f.name for f in dataclasses.fields(cls)} else {}
+        selector = cls(**recipe.reading, **step.options, **shows)
         s = selector.select_file(input, output)
         return f"entrosel {step.kind}: {s.records:,} records{selector.summary(s)} in {s.seconds:.1f}s -> {output}"
 
@@ -392,11 +396,18 @@ def _done(item: PlannedStep, fingerprint: str) -> dict[str, Any] | None:
 
 def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
                output: str | Path | None = None, work_dir: str | Path | None = None,
-               dry_run: bool = False, echo: Callable[[str], None] | None = None) -> RunResult:
-    """Run (or with ``dry_run``, plan) a recipe; ``input``/``output``/``work_dir`` override
-    the recipe's. ``echo`` receives each step's summary line as it finishes."""
+               dry_run: bool = False, echo: Callable[[str], None] | None = None, *,
+               on_error: str | None = None, progress: bool | None = None) -> RunResult:
+    """Run (or with ``dry_run``, plan) a recipe; ``input``/``output``/``work_dir`` and
+    ``on_error`` override the recipe's. ``echo`` receives each step's summary line as it
+    finishes; ``progress``: the steps' progress bars (``None``: on a terminal)."""
     t0 = time.perf_counter()
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    reading = recipe.reading
+    if on_error is not None:
+        check_params({"on_error": on_error}, {"on_error": _TOP["on_error"]})
+        reading = {**reading, "on_error": on_error}
+    recipe = dataclasses.replace(recipe, reading=reading, progress=progress)
     source = input if input is not None else recipe.input
     target = output if output is not None else recipe.output
     if source is None:
@@ -458,7 +469,8 @@ def _publish(last: Path, target: Path, source: Path) -> int:
 
 def _cmd_run(a: argparse.Namespace) -> int:
     echo = (lambda line: print(line, file=sys.stderr))
-    result = run_recipe(a.recipe, a.input, a.output, a.work_dir, a.dry_run, echo=echo)
+    result = run_recipe(a.recipe, a.input, a.output, a.work_dir, a.dry_run, echo=echo,
+                        on_error=a.on_error, progress=a.progress)
     if a.dry_run:
         print(f"plan of {a.recipe}:")
         for line in result.plan:
@@ -482,4 +494,8 @@ def add_run_parser(verbs: Any) -> None:
     p.add_argument("--work-dir", metavar="DIR",
                    help="step outputs and completion markers (default: OUTPUT.steps)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (cached or to run) and stop")
+    p.add_argument("--on-error", choices=("raise", "skip"),
+                   help="on a bad record: stop with file:line: reason, or skip it and write it to a "
+                        "step's OUTPUT.rejects.jsonl (default: the recipe's on_error, else raise)")
+    progress_option(p)
     p.set_defaults(run=_cmd_run)

@@ -15,12 +15,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator, Self
 
-from entrosel.params import check_fields, hyper_parameters
 from entrosel.formats.render import Turn
 from entrosel.io.records import Record, Rejects
 from entrosel.pool import InputOptions, Source, iter_records, rendered_records
 from entrosel.progress import Progress
 from entrosel.registry import Registry
+from entrosel.step import Step
 
 FILTERS: Registry = Registry("filter")
 
@@ -41,31 +41,11 @@ class Removal:
 Batch = list[tuple[Record, list[Turn]]]
 
 
-class Filter:
+class Filter(Step):
     """Base of the filters; subclasses are dataclasses registered in :data:`FILTERS`, their
     hyper-parameters :func:`entrosel.params.option` fields (help and allowed values there)."""
 
-    name: ClassVar[str]
-    help: ClassVar[str] = ""
-    # the option groups of its command (see entrosel.commands.options.GROUP_TITLES)
-    option_groups: ClassVar[tuple[str, ...]] = ()
-    # fields naming files whose content the decisions depend on (a recipe step's cache hashes them)
-    content_fields: ClassVar[tuple[str, ...]] = ()
     batch_size: ClassVar[int] = 1024
-
-    def get_params(self) -> dict[str, Any]:
-        """The hyper-parameters, by name (what a recipe fingerprints)."""
-        return hyper_parameters(self)
-
-    def validate(self) -> Self:
-        """Check every parameter before any work; raises :class:`ParameterError` or
-        :class:`InputError`."""
-        check_fields(self)
-        self._check()
-        return self
-
-    def _check(self) -> None:
-        """Checks across parameters (a minimum above its maximum, ...)."""
 
     def judge(self, batch: Batch) -> list[Removal | None]:
         """For each ``(record, turns)``: why it goes, or ``None`` when it stays."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from entrosel.errors import InputError
@@ -37,6 +38,10 @@ class LengthFilter(Filter):
                                             param=_COUNT, metavar="N")
 
     help: ClassVar[str] = "drop records too short or too long"
+
+    @classmethod
+    def example_options(cls, folder: Path) -> dict[str, Any]:
+        return {"min_chars": 150}
     content_fields: ClassVar[tuple[str, ...]] = ("tokenizer",)
 
     def _check(self) -> None:

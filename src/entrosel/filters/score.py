@@ -32,6 +32,10 @@ class ScoreFilter(Filter):
 
     help: ClassVar[str] = "keep records whose score lies in a band"
 
+    @classmethod
+    def example_options(cls, folder: Path) -> dict[str, Any]:
+        return {"by": "compression_ratio", "max": 2.0}
+
     def _check(self) -> None:
         if self.min is None and self.max is None:
             raise InputError("give --min and/or --max: the band of scores to keep")

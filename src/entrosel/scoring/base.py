@@ -19,9 +19,10 @@ from entrosel.errors import InputError
 from entrosel.io.atomic import atomic_path
 from entrosel.io.records import Record, Rejects, rejects_path
 from entrosel.io.writers import output_format_for, write_records
-from entrosel.params import Param, check_fields, hyper_parameters, option
+from entrosel.params import Param, option
 from entrosel.pool import InputOptions, Source, reusable
 from entrosel.registry import Registry
+from entrosel.step import Step
 
 if TYPE_CHECKING:
     from entrosel.engines.base import Engine
@@ -50,7 +51,7 @@ def id_row(record: Record) -> dict[str, Any]:
 
 
 @dataclass(kw_only=True)
-class Scorer:
+class Scorer(Step):
     """Base of the scorers. A subclass sets ``help`` and ``description`` (for ``entrosel
     score --help``), adds its hyper-parameters as fields and writes :meth:`rows`."""
 
@@ -59,10 +60,6 @@ class Scorer:
     template: str | None = option(None, group="input")
     on_error: str = option("raise", group="input", param=Param(str, choices=("raise", "skip")))
 
-    name: ClassVar[str]
-    help: ClassVar[str] = ""
-    description: ClassVar[str] = ""
-    # the shared option groups of its command (see entrosel.commands.options.GROUP_TITLES)
     option_groups: ClassVar[tuple[str, ...]] = ("input",)
     # True: it scores on the engine's workers (the command takes --workers)
     parallel: ClassVar[bool] = False
@@ -70,22 +67,7 @@ class Scorer:
     measured: ClassVar[str | None] = None
     # True: every worker of a distributed run first calls load() (e.g. reads a model)
     loads_model: ClassVar[bool] = False
-    # fields naming files whose content the scores depend on (a shard marker hashes them)
-    content_fields: ClassVar[tuple[str, ...]] = ()
     serialize: ClassVar[str] = "text"  # how records become text; a field where a scorer lets users choose
-
-    def validate(self) -> "Scorer":
-        """Check every hyper-parameter before any work; raises :class:`InputError`."""
-        check_fields(self)
-        self._check()
-        return self
-
-    def _check(self) -> None:
-        """Checks across hyper-parameters."""
-
-    def get_params(self) -> dict[str, Any]:
-        """The hyper-parameters, by name (what a shard marker fingerprints)."""
-        return hyper_parameters(self)
 
     def input_options(self) -> InputOptions:
         return InputOptions(self.input_format, self.serialize, self.text_field, self.template,

@@ -17,9 +17,10 @@ from typing import Any, ClassVar
 from entrosel.errors import InputError
 from entrosel.io.records import Rejects, rejects_path
 from entrosel.io.writers import output_format_for, write_records
-from entrosel.params import Param, check_fields, option
+from entrosel.params import Param, option
 from entrosel.pool import InputOptions, Source, pick_records, reusable, subset_of
 from entrosel.registry import Registry
+from entrosel.step import Step
 from entrosel.scoring.base import RunSummary
 
 SELECTORS: Registry = Registry("selector")
@@ -33,7 +34,7 @@ def write_selection(source: Source, indices: list[int], output: str | Path,
 
 
 @dataclass(kw_only=True)
-class Selector:
+class Selector(Step):
     """Base of the selectors. A subclass is a dataclass, sets ``help`` and ``description``
     (for ``entrosel select --help``), adds its hyper-parameters as fields and writes
     :meth:`select`. Every selector reads its pool the same way (the ``input`` fields)."""
@@ -43,24 +44,9 @@ class Selector:
     template: str | None = option(None, group="input")
     on_error: str = option("raise", param=Param(str, choices=("raise", "skip")), group="input")
 
-    name: ClassVar[str]
-    help: ClassVar[str] = ""
-    description: ClassVar[str] = ""
-    # the shared option groups of its command (see entrosel.commands.options.GROUP_TITLES)
     option_groups: ClassVar[tuple[str, ...]] = ("budget", "input")
     # what --scores-out writes, when the selector has per-record scores to give
     scores_out_help: ClassVar[str | None] = None
-    # fields naming files whose content the selection depends on (a recipe step's cache hashes them)
-    content_fields: ClassVar[tuple[str, ...]] = ()
-
-    def validate(self) -> "Selector":
-        """Check every hyper-parameter before any work; raises :class:`InputError`."""
-        check_fields(self)
-        self._check()
-        return self
-
-    def _check(self) -> None:
-        """Checks across hyper-parameters."""
 
     def _check_budget(self, available: int) -> None:
         """Refuse a ``budget`` above the ``available`` readable records: a selection is never

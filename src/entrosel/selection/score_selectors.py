@@ -118,6 +118,10 @@ class PruneSelector(_BudgetedScoreSelector):
                        param=Param(str, choices=("lowest", "highest")))
 
     help: ClassVar[str] = "drop the lowest-scoring records first (information-content pruning)"
+
+    @classmethod
+    def example_options(cls, folder: Path) -> dict[str, Any]:
+        return {"by": "compression_ratio", "budget": 10}
     description: ClassVar[str] = ("Prune the records with the lowest score first (Kim & Baek 2024: "
                                   "the least informative, --by info) and keep the rest in input order.")
 
@@ -133,6 +137,10 @@ class TopKSelector(_BudgetedScoreSelector):
     largest: bool = option(True, cli=False)
 
     help: ClassVar[str] = "the records with the highest (or lowest) score"
+
+    @classmethod
+    def example_options(cls, folder: Path) -> dict[str, Any]:
+        return {"by": "compression_ratio", "budget": 10}
     description: ClassVar[str] = "Keep the best-scoring records, best first."
     option_groups: ClassVar[tuple[str, ...]] = ("budget", "order", "input")
 
@@ -151,6 +159,10 @@ class BandSelector(ScoreSelector):
                                 param=Param(float, low=0, high=100, required=True), metavar="PCT")
 
     help: ClassVar[str] = "records within a percentile band of a score (CCNet)"
+
+    @classmethod
+    def example_options(cls, folder: Path) -> dict[str, Any]:
+        return {"by": "compression_ratio", "low": 20, "high": 80}
     description: ClassVar[str] = (
         "Keep the records whose score lies between two percentiles of all scores, in input "
         "order; e.g. CCNet's head/middle/tail: --low 0 --high 30, --low 30 --high 60, "
@@ -176,6 +188,10 @@ class RandomSelector(_BudgetedScoreSelector):
     seed: int = option(0, "random seed", param=Param(int, low=0))
 
     help: ClassVar[str] = "a seeded random subset (the baseline)"
+
+    @classmethod
+    def example_options(cls, folder: Path) -> dict[str, Any]:
+        return {"budget": 10, "seed": 3}
     description: ClassVar[str] = ("A uniform random subset without replacement, reproducible for "
                                   "--seed, in the order drawn.")
 

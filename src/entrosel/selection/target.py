@@ -155,6 +155,13 @@ class TargetSelector(Selector):
     scores_out_help: ClassVar[str | None] = ("write every record's index, id, score (alignment, or "
                                              "dsir's log_importance_weight) and rank in the selection")
 
+    @classmethod
+    def example_options(cls, folder: Path) -> dict[str, Any]:
+        target = folder / "target.jsonl"
+        target.write_text('{"text": "Tell me about the moon and volcanoes, in a few sentences."}\n'
+                          '{"text": "What is worth remembering about prime numbers?"}\n')
+        return {"target": str(target), "budget": 6, "workers": 1}
+
     def _validate(self, selecting: bool = False) -> None:
         check_fields(self)
         if self.level is not None:
