@@ -214,3 +214,113 @@ def test_gzipped_outputs_are_written_as_they_are_read(tmp_path, ext):
     assert gzip.open(out).read(1) in (b"{", b"[", b"i")  # really gzip, and the format inside
     assert [r.data["text"] for r in read_records(out)] == [r["text"] for r in records]
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no temporary left
+
+
+def test_parquet_is_written_by_row_groups_from_a_stream(tmp_path, monkeypatch):
+    """The writer holds one row group at a time: a generator of 35 records with groups of 10
+    gives 4 row groups, and it had not been drained when the first group was written."""
+    import pyarrow.parquet as pq
+
+    from entrosel.io import writers
+
+    monkeypatch.setattr(writers, "PARQUET_ROW_GROUP", 10)
+    pulled, seen_at_first_write = [0], []
+    real_writer = pq.ParquetWriter
+
+    class Spy(real_writer):
+        def write_table(self, table, *args, **kw):
+            seen_at_first_write.append(pulled[0])
+            return super().write_table(table, *args, **kw)
+
+    monkeypatch.setattr(pq, "ParquetWriter", Spy)
+
+    def records():
+        for i in range(35):
+            pulled[0] += 1
+            yield {"id": f"r{i}", "text": "x" * i}
+
+    out = tmp_path / "out.parquet"
+    assert write_records(records(), out) == 35
+    assert seen_at_first_write[0] == 10  # the first group went out before record 11 was read
+    assert pq.ParquetFile(out).metadata.num_row_groups == 4
+    assert _data(out) == [{"id": f"r{i}", "text": "x" * i} for i in range(35)]
+
+
+def test_parquet_columns_widen_across_row_groups(tmp_path, monkeypatch):
+    """A column null in the first group, an int that later turns float, a key that appears
+    late: the file holds every value in one schema wide enough for all."""
+    from entrosel.io import writers
+
+    monkeypatch.setattr(writers, "PARQUET_ROW_GROUP", 2)
+    rows = [{"id": "a", "score": None, "n": 1}, {"id": "b", "score": None, "n": 2},
+            {"id": "c", "score": 0.5, "n": 3}, {"id": "d", "score": 1.5, "n": 4.5},
+            {"id": "e", "score": None, "n": 5, "late": "here"}]
+    out = tmp_path / "out.parquet"
+    assert write_records(rows, out) == 5
+    back = _data(out)
+    assert [r["id"] for r in back] == list("abcde")
+    assert [r["score"] for r in back] == [None, None, 0.5, 1.5, None]
+    assert [r["n"] for r in back] == [1, 2, 3, 4.5, 5]
+    assert [r["late"] for r in back] == [None] * 4 + ["here"]
+    assert not list(tmp_path.glob(".*")), "no temporary file left behind"
+
+
+def test_parquet_refuses_a_column_of_mixed_types_by_name(tmp_path):
+    with pytest.raises(InputError, match="share one type; write .jsonl"):
+        write_records([{"x": 1}, {"x": "one"}], tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def _hub_cache(root, repo: str, rows: list[dict], split: str = "train"):
+    """A Hub data set in a local ``datasets`` cache, laid out as ``load_dataset`` leaves it
+    after a download (``OWNER___NAME/CONFIG/VERSION/HASH/NAME-SPLIT.arrow`` with its
+    ``dataset_info.json``): the JSON builder prepares the files, then the folder takes the
+    namespaced name that offline loading looks for."""
+    from datasets.packaged_modules.json.json import Json
+
+    owner, name = repo.split("/")
+    data = write_jsonl(root / f"{name}.jsonl", rows)
+    builder = Json(cache_dir=str(root / "cache"), dataset_name=name, config_name="default",
+                   config_id="default", hash="0123abcd", data_files={split: str(data)})
+    builder.download_and_prepare()
+    (root / "cache" / name).rename(root / "cache" / f"{owner}___{name}")
+    return root / "cache"
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    """``HF_DATASETS_OFFLINE=1`` with a temporary cache holding ``tiny-org/pool`` (4 rows)."""
+    datasets = pytest.importorskip("datasets")
+    import huggingface_hub.constants
+
+    rows = [{"id": f"h{i}", "text": f"hub row {i} " * (i + 1), "extra": i} for i in range(4)]
+    cache = _hub_cache(tmp_path, "tiny-org/pool", rows)
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(cache))
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # read once at import
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    return rows
+
+
+def test_a_hub_name_reads_from_the_local_cache_offline(offline_hub, tmp_path):
+    name = "hf://datasets/tiny-org/pool:train"
+    assert detect_format(name) == "hf"
+    assert _data(name) == offline_hub
+    assert _data("tiny-org/pool:train", input_format="hf") == offline_hub  # --input-format hf
+    assert _data("hf://datasets/tiny-org/pool") == offline_hub  # one split: no need to name it
+    # a selection from it comes back with every column, and an HF output keeps its features
+    from entrosel import ZipSelector
+    assert ZipSelector(budget=2).subset(name) == [offline_hub[i] for i in ZipSelector(budget=2).select(name)]
+    write_records(read_records(name), tmp_path / "copy")
+    assert _data(tmp_path / "copy") == offline_hub
+
+
+@pytest.mark.parametrize("name, says", [
+    ("hf://datasets/tiny-org/absent:train", "not in the local cache"),
+    ("hf://datasets/tiny-org/pool:test", "pool:test: cannot load this data set"),
+    ("hf://datasets/just-a-name", "not a Hub data set name; write hf://datasets/OWNER/NAME"),
+])
+def test_a_hub_name_that_cannot_load_is_one_input_error(offline_hub, name, says):
+    with pytest.raises(InputError) as e:
+        _data(name)
+    assert says in str(e.value) and "\n" not in str(e.value)

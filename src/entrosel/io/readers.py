@@ -1,8 +1,10 @@
 """Readers: a path in, a stream of :class:`Record` out.
 
-JSONL (optionally gzipped) and Parquet stream; JSON arrays, CSV and Hugging Face
-``datasets`` folders are read record by record from one parse. Every reader reports a
-bad record as ``file:line: reason`` through a :class:`Rejects` policy.
+JSONL (optionally gzipped) and Parquet stream (Parquet by row groups); JSON arrays, CSV and
+Hugging Face ``datasets`` folders are read record by record from one parse. A Hub dataset is
+named ``hf://datasets/OWNER/NAME[/CONFIG][@REVISION]:SPLIT`` and loaded by
+``datasets.load_dataset`` (from the local cache when offline). Every reader reports a bad
+record as ``file:line: reason`` through a :class:`Rejects` policy.
 """
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import csv
 import gzip
 import io
 import json
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -25,10 +29,53 @@ _SURROGATE = re.compile("[\udc80-\udcff]")
 _JSON_GAP = re.compile(r"[\s,]*")
 
 
+HUB_PREFIX = "hf://datasets/"
+_HUB_NAME = re.compile(r"(?P<repo>[^/@:\s]+/[^/@:\s]+)(?:/(?P<config>[^/@:\s]+))?"
+                       r"(?:@(?P<revision>[^:\s]+))?(?::(?P<split>[^:/@\s]+))?")
+
+
+@dataclass(frozen=True)
+class HubName:
+    """A data set on the Hugging Face Hub: ``hf://datasets/OWNER/NAME[/CONFIG][@REVISION]:SPLIT``."""
+
+    repo: str
+    config: str | None = None
+    revision: str | None = None
+    split: str | None = None
+
+    def __str__(self) -> str:
+        config = f"/{self.config}" if self.config else ""
+        revision = f"@{self.revision}" if self.revision else ""
+        split = f":{self.split}" if self.split else ""
+        return f"{HUB_PREFIX}{self.repo}{config}{revision}{split}"
+
+
+def hub_name(source: object, input_format: str | None = None) -> HubName | None:
+    """The Hub data set ``source`` names, or ``None`` when it is a local path: a string starting
+    ``hf://datasets/``, or with ``input_format="hf"`` a bare ``OWNER/NAME...:SPLIT`` that is
+    no local file or folder. A malformed ``hf://`` name raises :class:`InputError`."""
+    if not isinstance(source, str):
+        return None
+    if source.startswith(HUB_PREFIX):
+        name = source[len(HUB_PREFIX):]
+    elif input_format == "hf" and not os.path.exists(source) and _HUB_NAME.fullmatch(source):
+        name = source
+    else:
+        return None
+    m = _HUB_NAME.fullmatch(name)
+    if m is None:
+        raise InputError("not a Hub data set name; write hf://datasets/OWNER/NAME[/CONFIG]"
+                         "[@REVISION]:SPLIT, e.g. hf://datasets/openai/gsm8k/main:train", source)
+    return HubName(**m.groupdict())
+
+
 def detect_format(path: str | Path) -> str:
     """The format of ``path`` from its extension (``.gz`` looked through); for a folder,
     ``hf`` (saved by ``datasets.Dataset.save_to_disk``) or ``folder`` (a folder of data
-    files, the shards of one data set). A ``.json`` file holding one object per line is JSONL."""
+    files, the shards of one data set); ``hf`` for a Hub name (``hf://datasets/...``). A
+    ``.json`` file holding one object per line is JSONL."""
+    if hub_name(path) is not None:
+        return "hf"
     p = Path(path)
     if p.is_dir():
         if (p / "dataset_info.json").exists() or (p / "state.json").exists() \
@@ -51,7 +98,14 @@ def detect_format(path: str | Path) -> str:
 def read_records(path: str | Path, input_format: str | None = None,
                  rejects: Rejects | None = None) -> Iterator[Record]:
     """Stream the records of ``path``. Raises :class:`InputError` on bad input unless
-    ``rejects`` skips it; a file with no records at all is always an error."""
+    ``rejects`` skips it; a file with no records at all is always an error. ``path`` may
+    name a Hub data set (``hf://datasets/OWNER/NAME[/CONFIG][@REVISION]:SPLIT``)."""
+    hub = hub_name(path, input_format)
+    if hub is not None:
+        if input_format not in (None, "hf"):
+            raise InputError(f"a Hub data set is read as --input-format hf, not {input_format}", str(hub))
+        yield from _counted(_read_hub(hub, rejects if rejects is not None else Rejects()), str(hub), rejects)
+        return
     p = Path(path)
     if not p.exists():
         raise InputError("no such file or folder", p)
@@ -60,12 +114,16 @@ def read_records(path: str | Path, input_format: str | None = None,
     if reader is None:
         raise InputError(f"unknown input format {fmt!r}; choose one of {', '.join(INPUT_FORMATS)}", p)
     rejects = rejects if rejects is not None else Rejects()
+    yield from _counted(reader(p, rejects), p, rejects)
+
+
+def _counted(records: Iterator[Record], path: str | Path, rejects: Rejects | None) -> Iterator[Record]:
     count = 0
-    for record in reader(p, rejects):
+    for record in records:
         count += 1
         yield record
-    if count == 0 and not rejects.rejected:
-        raise InputError("input holds no records", p)
+    if count == 0 and not (rejects is not None and rejects.rejected):
+        raise InputError("input holds no records", path)
 
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -262,6 +320,46 @@ def _read_hf(path: Path, rejects: Rejects, start: int = 0) -> Iterator[Record]:
     for index, data in enumerate(ds, start):
         yield Record(index, dict(data), str(path))
     return start + len(ds)
+
+
+def load_hub_dataset(hub: HubName):
+    """The ``datasets.Dataset`` a Hub name stands for, through ``datasets.load_dataset`` (the
+    local cache when ``HF_DATASETS_OFFLINE=1``, or ``HF_DATASETS_CACHE`` names another one).
+    Raises :class:`InputError` in one line when neither the Hub nor the cache has it."""
+    datasets = import_extra("datasets", "hf")
+    where = str(hub)
+    log = datasets.utils.logging
+    verbosity = log.get_verbosity()
+    log.set_verbosity_error()  # "using the latest cached version ...": not our user's concern
+    try:
+        ds = datasets.load_dataset(hub.repo, hub.config, split=hub.split, revision=hub.revision,
+                                   cache_dir=os.environ.get("HF_DATASETS_CACHE") or None)
+    except (ConnectionError, OSError, ValueError, datasets.exceptions.DatasetNotFoundError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        offline = bool(getattr(datasets.config, "HF_HUB_OFFLINE", False))
+        hint = ("offline (HF_DATASETS_OFFLINE) and not in the local cache"
+                if offline else "neither the Hub nor the local cache has it")
+        raise InputError(f"cannot load this data set: {hint} ({first}); download it once with "
+                         "network access, or set HF_DATASETS_CACHE to a cache that holds it", where) from None
+    finally:
+        log.set_verbosity(verbosity)
+    if isinstance(ds, datasets.DatasetDict):
+        if len(ds) != 1:
+            raise InputError(f"name a split: the data set has {', '.join(ds)}; e.g. {where}:{next(iter(ds))}",
+                             where)
+        ds = next(iter(ds.values()))
+    return ds
+
+
+def _read_hub(hub: HubName, rejects: Rejects, start: int = 0) -> Iterator[Record]:
+    ds = load_hub_dataset(hub)
+    index = start
+    for batch in ds.iter(batch_size=1024):
+        columns = list(batch)
+        for values in zip(*(batch[c] for c in columns)):
+            yield Record(index, dict(zip(columns, values)), str(hub))
+            index += 1
+    return index
 
 
 def _read_folder(path: Path, rejects: Rejects, start: int = 0) -> Iterator[Record]:

@@ -10,11 +10,12 @@ import csv
 import gzip
 import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from entrosel.errors import InputError
 from entrosel.io.atomic import atomic_path
-from entrosel.io.readers import SUFFIX_FORMATS, INPUT_FORMATS, import_extra, detect_format
+from entrosel.io.readers import (SUFFIX_FORMATS, INPUT_FORMATS, detect_format, hub_name, import_extra,
+                                 load_hub_dataset)
 from entrosel.io.records import Record
 
 OUTPUT_FORMATS = INPUT_FORMATS
@@ -122,17 +123,97 @@ def _source_schema(like, fmt: str):
         return None
     if fmt == "parquet":
         return import_extra("pyarrow.parquet", "parquet").read_schema(like)
+    hub = hub_name(like)
+    if hub is not None:
+        return load_hub_dataset(hub).features
     return import_extra("datasets", "hf").load_from_disk(str(like)).features
 
 
+# rows per Parquet row group: what the writer holds in memory at once
+PARQUET_ROW_GROUP = 8192
+
+
+def _parquet_chunk(rows: list[dict[str, Any]], schema):
+    """One chunk of rows as an Arrow table: in ``schema`` when given (the input's), else with
+    each column's type inferred from all its values in the chunk (every key any row has)."""
+    pa = import_extra("pyarrow", "parquet")
+    if schema is not None:
+        return pa.Table.from_pylist(rows, schema=schema)
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    return pa.table({k: pa.array([row.get(k) for row in rows]) for k in columns})
+
+
+def _conform(table, schema):
+    """``table`` with the columns of ``schema``, in its order and types (missing ones null)."""
+    pa = import_extra("pyarrow", "parquet")
+    return pa.table({f.name: table.column(f.name).cast(f.type) if f.name in table.column_names
+                     else pa.nulls(len(table), f.type) for f in schema}, schema=schema)
+
+
 def _write_parquet(records, path: Path, like) -> int:
+    """Streamed: one row group of :data:`PARQUET_ROW_GROUP` rows at a time. Without an input
+    schema to keep, a column whose type a later row group widens (all null so far, int then
+    float, a new key) makes the writer rewrite what it wrote, once, in the wider schema."""
     pa = import_extra("pyarrow", "parquet")
     pq = import_extra("pyarrow.parquet", "parquet")
-    rows = [dict(_data(r)) for r in records]
-    schema = _source_schema(like, "parquet")
-    table = pa.Table.from_pylist(rows, schema=schema)
-    pq.write_table(table, path)
-    return len(rows)
+    fixed = _source_schema(like, "parquet")
+    writer, schema, n = None, fixed, 0
+    try:
+        for chunk in _batches((dict(_data(r)) for r in records), PARQUET_ROW_GROUP):
+            table = _parquet_chunk(chunk, fixed)
+            if writer is None:
+                schema = table.schema
+                writer = pq.ParquetWriter(path, schema)
+            elif fixed is None and not table.schema.equals(schema):
+                wider = pa.unify_schemas([schema, table.schema], promote_options="permissive")
+                if not wider.equals(schema):
+                    writer.close()
+                    writer = _rewrite_parquet(path, wider)
+                    schema = wider
+                table = _conform(table, schema)
+            writer.write_table(table, row_group_size=PARQUET_ROW_GROUP)
+            n += len(chunk)
+        if writer is None:  # no records: an empty file in the input's schema, or none
+            pq.write_table(pa.table({}) if fixed is None else fixed.empty_table(), path)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise InputError(f"cannot write these records as Parquet ({e}): a column's values must "
+                         "share one type; write .jsonl instead") from None
+    finally:
+        if writer is not None:
+            writer.close()
+    return n
+
+
+def _rewrite_parquet(path: Path, schema):
+    """Move the row groups written so far into a new writer of ``schema``; returns it open."""
+    pq = import_extra("pyarrow.parquet", "parquet")
+    old = path.with_name(path.name + ".narrow")
+    path.rename(old)
+    writer = pq.ParquetWriter(path, schema)
+    try:
+        with pq.ParquetFile(old) as source:
+            for i in range(source.num_row_groups):
+                writer.write_table(_conform(source.read_row_group(i), schema),
+                                   row_group_size=PARQUET_ROW_GROUP)
+    except BaseException:
+        writer.close()
+        raise
+    finally:
+        old.unlink()
+    return writer
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _write_hf(records, path: Path, like) -> int:
