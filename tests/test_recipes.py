@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from entrosel.cli import main
@@ -58,7 +59,9 @@ def test_a_recipe_runs_every_step_then_is_cached(tmp_path, pool):
     before = mtimes(work)
     again = run_recipe(recipe_file(tmp_path), pool, out)
     assert (again.ran, again.cached) == (0, 5) and mtimes(work) == before
-    assert out.read_bytes() == (work / "05-select-zip.jsonl").read_bytes()
+    # the work folder holds positions, scores and markers, never a copy of the records
+    assert len(np.load(work / "05-select-zip.kept.npy")) == 40
+    assert sum(p.stat().st_size for p in work.iterdir()) < pool.stat().st_size / 4
 
 
 def test_changed_options_rerun_that_step_and_the_ones_after(tmp_path, pool):
@@ -105,7 +108,7 @@ def test_a_report_step_reports_the_selection_against_the_pool(tmp_path, real_exc
     page = Path(f"{out}.steps") / "02-report.md"
     assert result.lines[1].startswith("entrosel report: ") and page.exists()
     # the report passes the records on: the next step reads the dedup step's 30 records
-    assert result.records == 30 and out.read_bytes() == (Path(f"{out}.steps") / "01-filter-dedup.jsonl").read_bytes()
+    assert result.records == 30 and len(np.load(Path(f"{out}.steps") / "01-filter-dedup.kept.npy")) == 30
     table = page.read_text()
     assert "| records | 30 | 35 |" in table and "| exact duplicates (records) | 0 | 5 |" in table
     assert run_recipe(recipe_file(tmp_path, text), pool, out).cached == 3
@@ -116,7 +119,7 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, pool, capsys):
     assert main(["run", str(recipe_file(tmp_path)), str(pool), "-o", str(out), "--dry-run"]) == 0
     plan = capsys.readouterr().out.splitlines()
     assert plan[0].startswith("plan of ") and len(plan) == 6
-    assert plan[1].startswith("  1. filter length {min_chars: 200, min_response_chars: 20}: ")
+    assert plan[1].startswith("  1. filter length {min_chars: 200, min_response_chars: 20} -> ")
     assert all(line.endswith("[to run]") for line in plan[1:])
     assert not out.exists() and not Path(f"{out}.steps").exists()
     run_recipe(recipe_file(tmp_path), pool, out)
@@ -186,8 +189,9 @@ def test_every_registered_scorer_and_selector_is_a_step(tmp_path, pool, real_exc
     result = run_recipe(recipe_file(tmp_path, text), pool, out)
     assert (result.ran, result.records) == (4, 20)
     work = Path(f"{out}.steps")
-    pruned = [json.loads(x) for x in (work / "03-select-prune.jsonl").read_bytes().splitlines()]
-    deduped = [json.loads(x) for x in (work / "01-filter-dedup.jsonl").read_bytes().splitlines()]
+    records = [json.loads(x) for x in pool.read_bytes().splitlines()]
+    deduped = [records[i] for i in np.load(work / "01-filter-dedup.kept.npy")]
+    pruned = [deduped[i] for i in np.load(work / "03-select-prune.kept.npy")]
     assert len(pruned) == round(0.5 * len(deduped))  # the prune step read the words step's scores
     picked = [json.loads(x) for x in out.read_bytes().splitlines()]
     assert all(p in pruned for p in picked)
@@ -217,3 +221,26 @@ def test_a_file_named_in_a_steps_options_is_part_of_its_cache_key(tmp_path, pool
     from entrosel import TargetSelector
     assert [json.loads(x) for x in out.read_bytes().splitlines()] == \
         TargetSelector(target=str(target), budget=5, workers=1).subset(pool)
+
+
+def test_the_default_recipe_reads_its_input_once_and_copies_no_records(tmp_path, pool, monkeypatch):
+    from entrosel.io import readers
+
+    reads = []
+    jsonl = readers._READERS["jsonl"]
+
+    def counted(path, *args):
+        reads.append(Path(path))
+        return (yield from jsonl(path, *args))
+
+    monkeypatch.setitem(readers._READERS, "jsonl", counted)
+    default = (ROOT / "recipes" / "sft-default.yaml").read_text().replace("budget: 1000", "budget: 50")
+    out = tmp_path / "sft.jsonl"
+    result = run_recipe(recipe_file(tmp_path, default), pool, out)
+    assert result.records == 50 and reads.count(pool) == 1
+    work = Path(f"{out}.steps")
+    # no step leaves records: only positions, markers and the rows of what was removed
+    assert sorted({p.name.split(".", 1)[1] for p in work.iterdir()}) == [
+        "done.json", "kept.npy", "removed.jsonl"]
+    again = run_recipe(recipe_file(tmp_path, default), pool, out)
+    assert again.cached == 3 and reads.count(pool) == 2

@@ -52,12 +52,50 @@ class InputOptions:
         return Serialization(self.serialize, Renderer(self.text_field, self.template))
 
 
+class RecordSet(Sequence[Record]):
+    """Records read once and held, handed from step to step: a recipe reads its input once
+    and each step sees the records the steps before it kept. A step sees them as it would
+    a file of these records (index = position); each record keeps where it came from
+    (file, line, the raw JSONL bytes), for messages and for writing it out unchanged."""
+
+    def __init__(self, records: Sequence[Record]) -> None:
+        self._records = records
+
+    @classmethod
+    def read(cls, source: Source, input_format: str | None = None, rejects: Rejects | None = None,
+             progress: bool | None = None) -> "RecordSet":
+        """Every readable record of ``source``; bad ones go to ``rejects``."""
+        with Progress("reading", unit=" records", enabled=progress) as bar:
+            records = []
+            for record in iter_records(source, input_format, rejects):
+                records.append(record)
+                bar.update()
+        return cls(records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __getitem__(self, i):  # a record as read (its input index, file and line)
+        return self._records[i]
+
+    def take(self, positions: Iterable[int]) -> "RecordSet":
+        """The records at ``positions``, in that order."""
+        return RecordSet([self._records[int(p)] for p in positions])
+
+    @property
+    def input_indices(self) -> np.ndarray:
+        """Each record's index in the input that was read."""
+        return np.fromiter((r.index for r in self._records), dtype=np.int64, count=len(self._records))
+
+
 def iter_records(source: Source, input_format: str | None = None,
                  rejects: Rejects | None = None, shard: Shard | None = None) -> Iterator[Record]:
-    """Records of a path, or of an in-memory iterable of dicts (index = position); with
-    ``shard``, only the records that shard owns."""
+    """Records of a path, of records already read (:class:`RecordSet`), or of an in-memory
+    iterable of dicts (index = position); with ``shard``, only the records that shard owns."""
     if isinstance(source, (str, os.PathLike)):
         records = read_records(source, input_format, rejects)
+    elif isinstance(source, RecordSet):
+        records = (Record(i, r.data, r.path, r.line, r.raw) for i, r in enumerate(source))
     elif _is_dataframe(source):  # iterating a DataFrame gives its column names
         records = (Record(i, data, "<DataFrame>") for i, data in enumerate(source.to_dict("records")))
     else:
@@ -268,6 +306,8 @@ def subset_of(source: Any, indices: Sequence[int], input_format: str | None = No
     ``source``: a DataFrame's rows (``iloc``, index labels kept), a ``Dataset.select``, a
     list; from a path, a list of dicts."""
     order = [int(i) for i in indices]
+    if isinstance(source, RecordSet):
+        return source.take(order)
     if _is_dataframe(source):
         return source.iloc[order]
     if _is_dataset(source):

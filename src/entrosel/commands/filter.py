@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from entrosel.commands.score import RunSummary
 from entrosel.errors import InputError
@@ -56,22 +56,10 @@ def filter_to_file(step: Filter, input: Source, output: str | Path, *,
     if removed_out is not None:
         output_format_for(removed_out, "--removed-out")
     step.fit(input, options, progress)
-    referenced = {r.duplicate_of for r in step.removed_.values() if r.duplicate_of is not None}
-    ids: dict[int, Any] = {}
     removed_rows: list[dict[str, Any]] = []
-
-    def kept() -> Iterator[Record]:
-        # the kept record a duplicate names comes before it, so its id is known in time
-        for record in iter_records(input, input_format, Rejects("skip")):
-            if step.is_kept(record.index):
-                if record.index in referenced:
-                    ids[record.index] = record.data.get("id")
-                yield record
-            elif record.index in step.removed_:
-                removed_rows.append(step.removed_row(record, ids))
-
     like = input if isinstance(input, (str, Path)) else None
-    n = write_records(kept(), output, like=like)
+    n = write_records(split(step, iter_records(input, input_format, Rejects("skip")), removed_rows),
+                      output, like=like)
     removed_file = None
     if removed_out is not None:
         write_records(removed_rows, removed_out)
@@ -80,6 +68,21 @@ def filter_to_file(step: Filter, input: Source, output: str | Path, *,
     return FilterSummary(n, len(step.rejects_), time.perf_counter() - t0, Path(output),
                          rejects_file, judged=step.records_, removed=dict(step.counts_),
                          removed_file=removed_file)
+
+
+def split(step: Filter, records: Iterable[Record], removed_rows: list[dict[str, Any]]) -> Iterator[Record]:
+    """The records of a fitted filter's input that it keeps, in input order; a row for each
+    removed one (see :meth:`Filter.removed_row`) goes to ``removed_rows``."""
+    referenced = {r.duplicate_of for r in step.removed_.values() if r.duplicate_of is not None}
+    ids: dict[int, Any] = {}
+    # the kept record a duplicate names comes before it, so its id is known in time
+    for record in records:
+        if step.is_kept(record.index):
+            if record.index in referenced:
+                ids[record.index] = record.data.get("id")
+            yield record
+        elif record.index in step.removed_:
+            removed_rows.append(step.removed_row(record, ids))
 
 
 def filter_length(input: Source, output: str | Path, *, min_chars: int | None = None,

@@ -11,16 +11,19 @@ it is on the command line, options in snake_case::
       - filter dedup: {near: true}
       - select zip: {budget: 1000, compressor: zstd}
 
-A step reads the previous step's records (the first reads ``input``) and writes its output
-under ``work_dir`` (default ``OUTPUT.steps/``) with a completion marker holding the hash of
-its input's content, its options and the reading options. A rerun skips every step whose
-marker matches and resumes at the first unfinished one; changed options or data rerun that
-step and the ones after it. Every registered filter, scorer and selector is a step
-(``filter NAME``, ``score NAME``, ``select NAME``, with the options of its class). A ``score``
-step writes a score file (the next step that reads one, ``filter score`` or ``select
-prune|topk|band``, uses it unless it names ``scores``) and ``report`` the selection report of
-the records so far against the recipe's input; both pass the records on unchanged. The last
-records are copied to ``output``.
+The input is read once, into memory; each step is handed the records the steps before it
+kept and leaves only small files under ``work_dir`` (default ``OUTPUT.steps/``): the positions
+of the records it keeps (``NN-KIND.kept.npy``), a score file, a report, and a completion marker
+holding its fingerprint: the input's content, the reading options, the positions every step
+before it kept, its own options, the content of the files it reads, and entrosel's version. A
+rerun skips every step whose marker matches and resumes at the first unfinished one; changed
+options or data rerun that step and, when it then keeps other records, the ones after it. Every
+registered filter, scorer and selector is a step (``filter NAME``, ``score NAME``, ``select
+NAME``, with the options of its class). A ``score`` step writes a score file (the next step
+that reads one, ``filter score`` or ``select prune|topk|band``, uses it unless it names
+``scores``) and ``report`` the selection report of the records so far against the recipe's
+input; both pass the records on unchanged. The last step's records are written once, to
+``output``.
 """
 from __future__ import annotations
 
@@ -28,22 +31,25 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
+from entrosel.commands.options import progress_option
 from entrosel.errors import InputError
 from entrosel.filters import FILTERS
 from entrosel.filters.params import Param, ParameterError, check_params
-from entrosel.commands.options import progress_option
 from entrosel.io.atomic import atomic_path
 from entrosel.io.fingerprint import content_sha256
-from entrosel.io.readers import INPUT_FORMATS, detect_format, read_records
+from entrosel.io.readers import INPUT_FORMATS
+from entrosel.io.records import Rejects
 from entrosel.io.writers import output_format_for, write_records
-from entrosel.scoring import SCORERS
+from entrosel.pool import InputOptions, RecordSet, iter_records
+from entrosel.scoring import SCORERS, RunSummary
 from entrosel.selection import SELECTORS
 
 _TOP = {"input": Param(str), "output": Param(str), "work_dir": Param(str),
@@ -70,14 +76,56 @@ class Step:
 
 
 @dataclass(frozen=True)
+class StepFiles:
+    """Where a step keeps its result in the work folder: the positions of the records it
+    passes on (``kept``, of the records it was given), its score file, its report, the rows
+    of the records it removed and of the bad records it met."""
+
+    stem: Path
+
+    @property
+    def kept(self) -> Path:
+        return self.stem.with_name(self.stem.name + ".kept.npy")
+
+    @property
+    def scores(self) -> Path:
+        return self.stem.with_name(self.stem.name + ".scores.jsonl")
+
+    def report(self, fmt: str) -> Path:
+        return self.stem.with_name(f"{self.stem.name}.{fmt}")
+
+    @property
+    def removed(self) -> Path:
+        return self.stem.with_name(self.stem.name + ".removed.jsonl")
+
+    @property
+    def rejects(self) -> Path:
+        return self.stem.with_name(self.stem.name + ".rejects.jsonl")
+
+    @property
+    def marker(self) -> Path:
+        return self.stem.with_name(self.stem.name + ".done.json")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a step did: the positions of the records it passes on, in their new order
+    (``None``: all of them, unchanged), and its one-line summary."""
+
+    kept: list[int] | None
+    line: str
+
+
+@dataclass(frozen=True)
 class StepKind:
-    """What a step of this kind accepts (``constraints``), checks across options, writes
-    (``records``, ``scores`` or a ``report``) and runs (``run(input, output, step, recipe) -> summary line``)."""
+    """What a step of this kind accepts (``constraints``), checks across options, makes
+    (``records``: a subset of the records it is given; ``scores``; a ``report``) and runs:
+    ``run(records, files, step, recipe) -> Outcome``, on the records the steps before it kept."""
 
     constraints: dict[str, Param]
     makes: str
     check: Callable[[dict[str, Any]], None]
-    run: Callable[[Path, Path, Step, "Recipe"], str]
+    run: Callable[[RecordSet, StepFiles, Step, "Recipe"], Outcome]
     reads_scores: bool = False  # its `scores` file may come from an earlier score step
     content_fields: tuple[str, ...] = ()  # options naming files the step's cache hashes
 
@@ -94,6 +142,11 @@ class Recipe:
     steps: list[Step]
     progress: bool | None = None  # the steps' progress bars (None: on a terminal)
 
+    def input_options(self) -> InputOptions:
+        """How the steps render records (the input is read once, by the recipe)."""
+        return InputOptions(None, "text", self.reading.get("text_field"), self.reading.get("template"),
+                            self.reading.get("on_error", "raise"))
+
 
 # ---- the steps ------------------------------------------------------------------------------
 
@@ -103,13 +156,18 @@ def _filter_kind(name: str) -> StepKind:
     def check(options: dict[str, Any]) -> None:
         cls(**options).validate()
 
-    def run(input: Path, output: Path, step: Step, recipe: Recipe) -> str:
-        from entrosel.commands.filter import filter_to_file
+    def run(records: RecordSet, files: StepFiles, step: Step, recipe: Recipe) -> Outcome:
+        from entrosel.commands.filter import FilterSummary, split
 
-        s = filter_to_file(cls(**step.options), input, output, **recipe.reading,
-                           removed_out=output.with_name(step.stem + ".removed.jsonl"),
-                           progress=recipe.progress)
-        return s.line(step.kind)
+        t0 = time.perf_counter()
+        judge = cls(**step.options).fit(records, recipe.input_options(), recipe.progress)
+        removed: list[dict[str, Any]] = []
+        kept = [r.index for r in split(judge, iter_records(records), removed)]
+        write_records(removed, files.removed)
+        s = FilterSummary(len(kept), len(judge.rejects_), time.perf_counter() - t0, files.kept,
+                          judge.rejects_.write(files.rejects), judged=judge.records_,
+                          removed=dict(judge.counts_), removed_file=files.removed)
+        return Outcome(kept, s.line(step.kind))
 
     constraints = _step_options(cls)
     reads_scores = _needs_scores(constraints)
@@ -151,11 +209,12 @@ def _scorer_kind(name: str) -> StepKind:
     def check(options: dict[str, Any]) -> None:
         cls(**split(options)[0]).validate()
 
-    def run(input: Path, output: Path, step: Step, recipe: Recipe) -> str:
+    def run(records: RecordSet, files: StepFiles, step: Step, recipe: Recipe) -> Outcome:
         params, engine = split(step.options)
         scorer = cls(**recipe.reading, **params)
-        s = scorer.score_file(input, output, engine=engine, progress=recipe.progress)
-        return f"entrosel {step.kind}: {s.records:,} records scored{scorer.summary(s)} in {s.seconds:.1f}s -> {output}"
+        s = scorer.score_file(records, files.scores, engine=engine, progress=recipe.progress)
+        return Outcome(None, f"entrosel {step.kind}: {s.records:,} records scored{scorer.summary(s)} "
+                             f"in {s.seconds:.1f}s -> {files.scores}")
 
     return StepKind(_step_options(cls), "scores", check, run, content_fields=cls.content_fields)
 
@@ -175,11 +234,16 @@ def _selector_kind(name: str) -> StepKind:
     def check(options: dict[str, Any]) -> None:
         cls(**options).validate()
 
-    def run(input: Path, output: Path, step: Step, recipe: Recipe) -> str:
+    def run(records: RecordSet, files: StepFiles, step: Step, recipe: Recipe) -> Outcome:
+        t0 = time.perf_counter()
         shows = {"progress": recipe.progress} if "progress" in {f.name for f in dataclasses.fields(cls)} else {}
-        selector = cls(**recipe.reading, **step.options, **shows)
-        s = selector.select_file(input, output)
-        return f"entrosel {step.kind}: {s.records:,} records{selector.summary(s)} in {s.seconds:.1f}s -> {output}"
+        selector = cls(**recipe.reading, **step.options, **shows).validate()
+        kept = selector.select(records)
+        rejects = selector.rejected()
+        s = RunSummary(len(kept), len(rejects), time.perf_counter() - t0, files.kept,
+                       rejects.write(files.rejects))
+        return Outcome(kept, f"entrosel {step.kind}: {s.records:,} records{selector.summary(s)} in "
+                             f"{s.seconds:.1f}s -> {files.kept}")
 
     return StepKind(options, "records", check, run, reads_scores, cls.content_fields)
 
@@ -193,15 +257,16 @@ def _check_report(options: dict[str, Any]) -> None:
     pyplot("the report step")  # the [report] extra, checked before any step runs
 
 
-def _run_report(input: Path, output: Path, step: Step, recipe: Recipe) -> str:
+def _run_report(records: RecordSet, files: StepFiles, step: Step, recipe: Recipe) -> Outcome:
     from entrosel.report.selection import selection_report
 
     t0 = time.perf_counter()
     options = {k: v for k, v in step.options.items() if k != "format"}
     reading = {k: v for k, v in recipe.reading.items() if k != "on_error"}
-    selection_report(input, output, **options, **reading)
-    return (f"entrosel {step.kind}: {input} against {step.options['pool']} in "
-            f"{time.perf_counter() - t0:.1f}s -> {output}")
+    output = files.report(step.options.get("format", "html"))
+    selection_report(records, output, **options, **reading)
+    return Outcome(None, f"entrosel {step.kind}: {len(records):,} records against {step.options['pool']} "
+                         f"in {time.perf_counter() - t0:.1f}s -> {output}")
 
 
 # every registered filter, scorer and selector is a step, written as on the command line
@@ -329,9 +394,7 @@ def _check_steps(recipe: Recipe) -> None:
 @dataclass
 class PlannedStep:
     step: Step
-    input: Path
-    output: Path
-    marker: Path
+    files: StepFiles
     # files the step also reads, by option name (filter score: scores; report: pool)
     extras: dict[str, Path] = field(default_factory=dict)
 
@@ -350,13 +413,10 @@ class RunResult:
 
 
 def _plan(recipe: Recipe, input: Path, work: Path) -> list[PlannedStep]:
-    suffix = ".parquet" if detect_format(input) == "parquet" else ".jsonl"
-    planned, current, scores = [], input, None
+    planned, scores = [], None
     for step in recipe.steps:
         kind = STEPS[step.kind]
-        ending = {"scores": ".scores.jsonl", "report": "." + step.options.get("format", "html")}
-        out = work / (step.stem + ending.get(kind.makes, suffix))
-        item = PlannedStep(step, current, out, work / (step.stem + ".done.json"))
+        item = PlannedStep(step, StepFiles(work / step.stem))
         if kind.reads_scores:
             item.extras["scores"] = Path(step.options["scores"]) if "scores" in step.options else scores
         for name in kind.content_fields:  # a file named in the options: its content counts
@@ -367,31 +427,44 @@ def _plan(recipe: Recipe, input: Path, work: Path) -> list[PlannedStep]:
             item.extras["pool"] = input
         planned.append(item)
         if kind.makes == "scores":
-            scores = out
-        elif kind.makes == "records":
-            current = out
+            scores = item.files.scores
     return planned
 
 
-def _fingerprint(item: PlannedStep, recipe: Recipe) -> str:
+def _digest(blob: Any) -> str:
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def _fingerprint(item: PlannedStep, given: str) -> str:
+    """A step's cache key: what it is given (``given``: the input's content and reading
+    options, then the positions each step before it kept), its options, the content of the
+    files it reads, and the code's version."""
     from entrosel import __version__
 
-    blob = {"step": item.step.kind, "options": item.step.options, "reading": recipe.reading,
-            "input": content_sha256(item.input), "version": __version__}
+    blob = {"step": item.step.kind, "options": item.step.options, "given": given, "version": __version__}
     for name, path in item.extras.items():
         blob[name] = content_sha256(path)
-    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+    return _digest(blob)
 
 
 def _done(item: PlannedStep, fingerprint: str) -> dict[str, Any] | None:
     """The marker of a finished step with this fingerprint, else None."""
     try:
-        marker = json.loads(item.marker.read_text())
+        marker = json.loads(item.files.marker.read_text())
     except (OSError, ValueError):
         return None
-    if marker.get("fingerprint") != fingerprint or not item.output.exists():
+    if marker.get("fingerprint") != fingerprint or not all(Path(p).exists() for p in marker.get("files", [])):
         return None
     return marker
+
+
+def _made(kind: StepKind, files: StepFiles, step: Step) -> list[Path]:
+    """The files a finished step of this kind leaves (its marker checks they are there)."""
+    if kind.makes == "records":
+        return [files.kept]
+    if kind.makes == "scores":
+        return [files.scores]
+    return [files.report(step.options.get("format", "html"))]
 
 
 def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
@@ -400,7 +473,11 @@ def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
                on_error: str | None = None, progress: bool | None = None) -> RunResult:
     """Run (or with ``dry_run``, plan) a recipe; ``input``/``output``/``work_dir`` and
     ``on_error`` override the recipe's. ``echo`` receives each step's summary line as it
-    finishes; ``progress``: the steps' progress bars (``None``: on a terminal)."""
+    finishes; ``progress``: the steps' progress bars (``None``: on a terminal).
+
+    The input is read once; each step is handed the records the steps before it kept and
+    leaves only small files (positions kept, scores, a report); the records are written
+    once, to ``output``."""
     t0 = time.perf_counter()
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     reading = recipe.reading
@@ -422,47 +499,54 @@ def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
     work = Path(work_dir or recipe.work_dir or f"{target}.steps")
     planned = _plan(recipe, source, work)
     echo = echo or (lambda line: None)
-    lines, plan, cached, ran, upstream_fresh = [], [], 0, 0, True
+    records: RecordSet | None = None
+    if not dry_run:
+        work.mkdir(parents=True, exist_ok=True)
+        rejects = Rejects(recipe.reading.get("on_error", "raise"))
+        records = RecordSet.read(source, recipe.reading.get("input_format"), rejects, progress)
+        rejects.write(work / "00-input.rejects.jsonl")
+    given = _digest({"input": content_sha256(source), "reading": recipe.reading})
+    lines, plan, cached, ran, known = [], [], 0, 0, True
     for item in planned:
-        step = item.step
-        fingerprint = _fingerprint(item, recipe) if upstream_fresh and item.input.exists() else None
+        step, kind = item.step, STEPS[item.step.kind]
+        fingerprint = _fingerprint(item, given) if known else None
         marker = _done(item, fingerprint) if fingerprint else None
         opts = ", ".join(f"{k}: {json.dumps(v)}" for k, v in step.options.items())
-        status = "cached" if marker else "to run"
-        plan.append(f"{step.number}. {step.kind} {{{opts}}}: {item.input} -> {item.output} [{status}]")
-        if dry_run:
-            upstream_fresh = upstream_fresh and marker is not None
+        made = _made(kind, item.files, step)
+        plan.append(f"{step.number}. {step.kind} {{{opts}}} -> {made[0]} [{'cached' if marker else 'to run'}]")
+        if dry_run:  # what a step is given is known only once the steps before it are done
+            known = known and marker is not None
+            if known and kind.makes == "records":
+                given = _digest({"given": given, "kept": marker["kept"]})
             continue
         if marker is not None:
-            line = f"entrosel run: {step.label} cached -> {item.output}"
+            kept = np.load(item.files.kept).tolist() if kind.makes == "records" else None
+            line = f"entrosel run: {step.label} cached -> {made[0]}"
             cached += 1
         else:
-            item.output.parent.mkdir(parents=True, exist_ok=True)
             scoped = Step(step.number, step.kind, dict(step.options), step.line, step.option_lines)
             scoped.options.update({name: str(path) for name, path in item.extras.items()})
-            line = STEPS[step.kind].run(item.input, item.output, scoped, recipe)
-            fingerprint = fingerprint or _fingerprint(item, recipe)
-            with atomic_path(item.marker) as tmp:
-                tmp.write_text(json.dumps({"fingerprint": fingerprint, "step": step.kind,
-                                           "options": step.options, "output": str(item.output),
-                                           "summary": line}, indent=1) + "\n")
+            outcome = kind.run(records, item.files, scoped, recipe)
+            kept, line = outcome.kept, outcome.line
+            fingerprint = fingerprint or _fingerprint(item, given)
+            if kind.makes == "records":
+                with atomic_path(item.files.kept) as tmp, open(tmp, "wb") as f:
+                    np.save(f, np.asarray(kept, dtype=np.int64))
+            with atomic_path(item.files.marker) as tmp:
+                tmp.write_text(json.dumps({
+                    "fingerprint": fingerprint, "step": step.kind, "options": step.options,
+                    "files": [str(p) for p in made], "summary": line,
+                    "kept": _digest(kept) if kept is not None else None}, indent=1) + "\n")
             ran += 1
+        if kept is not None:
+            records = records.take(kept)
+            given = _digest({"given": given, "kept": _digest(kept)})
         lines.append(line)
         echo(line)
     if dry_run:
         return RunResult(None, lines, cached, ran, None, time.perf_counter() - t0, plan)
-    last = next((p.output for p in reversed(planned) if STEPS[p.step.kind].makes == "records"), source)
-    records = _publish(last, Path(target), source)
-    return RunResult(Path(target), lines, cached, ran, records, time.perf_counter() - t0, plan)
-
-
-def _publish(last: Path, target: Path, source: Path) -> int:
-    """Put the last step's records at ``target`` (a copy, or a conversion to its format)."""
-    if output_format_for(target) == detect_format(last) and last.is_file():
-        with atomic_path(target) as tmp:
-            shutil.copyfile(last, tmp)
-        return sum(1 for _ in read_records(target))
-    return write_records(read_records(last), target, like=source)
+    n = write_records(records, target, like=source)
+    return RunResult(Path(target), lines, cached, ran, n, time.perf_counter() - t0, plan)
 
 
 # ---- command line -------------------------------------------------------------------------------

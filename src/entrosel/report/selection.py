@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from entrosel.formats.render import turns_text
 from entrosel.io.atomic import atomic_path
 from entrosel.io.readers import read_records
 from entrosel.io.records import Rejects
-from entrosel.pool import InputOptions
+from entrosel.pool import InputOptions, Source
 from entrosel.scoring.compression import compression_ratio
 from entrosel.scoring.tokens import count_tokens
 
@@ -124,7 +125,7 @@ class _Set:
         return len(self.texts) - len(set(self.texts))
 
 
-def _read_set(path: str | Path, options: InputOptions, by: str | None, tokenizer: Any) -> _Set:
+def _read_set(path: Source, options: InputOptions, by: str | None, tokenizer: Any) -> _Set:
     from entrosel.commands.measure import measure_one
     from entrosel.pool import rendered_records
 
@@ -140,7 +141,8 @@ def _read_set(path: str | Path, options: InputOptions, by: str | None, tokenizer
                else np.array([len(_WORD.findall(t)) for t in texts], dtype=np.int64))
     read = dict(input_format=options.input_format, text_field=options.text_field, template=options.template)
     R = {c: measure_one(path, compressor=c, **read)["compression_ratio"] for c in ("zlib", "lzma")}
-    return _Set(str(path), texts, lengths, groups, R)
+    name = str(path) if isinstance(path, (str, os.PathLike)) else "(the records so far)"
+    return _Set(name, texts, lengths, groups, R)
 
 
 def _score_columns(path: str | Path, wanted: int, keys: list[int] | None) -> dict[str, np.ndarray]:
@@ -161,7 +163,7 @@ def _score_columns(path: str | Path, wanted: int, keys: list[int] | None) -> dic
     return columns
 
 
-def selection_report(subset: str | Path, output: str | Path, *, pool: str | Path | None = None,
+def selection_report(subset: Source, output: str | Path, *, pool: str | Path | None = None,
                      scores: str | Path | None = None, by: str | None = None, tokenizer: str | None = None,
                      input_format: str | None = None, text_field: str | None = None,
                      template: str | None = None) -> Path:
@@ -174,7 +176,7 @@ def selection_report(subset: str | Path, output: str | Path, *, pool: str | Path
     if out.suffix.lower() not in (".html", ".md"):
         raise InputError("the report (-o) is .html or .md", out)
     for flag, path in (("SUBSET", subset), ("--pool", pool), ("--scores", scores)):
-        if path is not None and not Path(path).exists():
+        if isinstance(path, (str, os.PathLike)) and not Path(path).exists():
             raise InputError(f"no such file or folder ({flag})", path)
     plt = pyplot("the selection report")
     tok = None
