@@ -35,7 +35,8 @@ _NOT_UNIT_TESTS = {"test_killed_run_resumes_byte_identical", "test_token_budget"
                    "test_help_everywhere", "test_template_from_the_shell",  # subprocesses
                    "test_zip_resumes_after_sigkill_byte_identical", "test_a_record_of_50_mb_works",
                    "test_small_grid_end_to_end_and_resumed",
-                   "test_cli_offline_hub_name_missing_exits_2_with_one_line"}
+                   "test_cli_offline_hub_name_missing_exits_2_with_one_line",
+                   "test_the_readme_measure_samples_are_what_real_runs_print"}
 
 
 def pytest_collection_modifyitems(items) -> None:
