@@ -44,6 +44,8 @@ class Verdict:
     flags: list[str] = field(default_factory=list)
     fit: Fit | None = None
     earlier: int = 0
+    R_limit: float | None = None   # R above this is flagged (None: no earlier version)
+    L_floor: float | None = None   # L below this is flagged (None: no earlier L, or no L)
 
     @property
     def risky(self) -> bool:
@@ -78,12 +80,14 @@ def check_version(versions: list[Version], name: str | None = None, sigma: float
         return verdict
     rs = np.array([v.R for v in earlier])
     limit = rs.mean() + sigma * spread(rs)
+    verdict.R_limit = float(limit)
     if new.R > limit:
         verdict.flags.append(f"R rose to {new.R:.4f}, above {limit:.4f} (mean {rs.mean():.4f} "
                              f"+ {sigma:g} x spread {spread(rs):.4f}): more redundant than before")
     ls = np.array([v.L for v in earlier if v.L is not None])
     if new.L is not None and len(ls):
         floor = ls.mean() - sigma * spread(ls)
+        verdict.L_floor = float(floor)
         if new.L < floor:
             verdict.flags.append(f"L fell to {new.L:.4f}, below {floor:.4f} (mean {ls.mean():.4f} "
                                  f"- {sigma:g} x spread {spread(ls):.4f}): the model already masters it")
