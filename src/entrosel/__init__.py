@@ -28,7 +28,7 @@ from entrosel.selection import (SELECTORS, BandSelector, PruneSelector, RandomSe
                                 TargetSelector, TopKSelector, ZipSelector)
 from entrosel.selection.zip import select_zip
 
-__version__ = "0.1.0"
+from entrosel.version import __version__
 
 __all__ = ["ENGINES", "FILTERS", "SCORERS", "SELECTORS", "BandSelector", "CompressionScorer", "Compressor",
            "Dedup", "Engine", "Evaluator", "Filter", "InputError", "LanguageModelScorer", "LengthFilter",

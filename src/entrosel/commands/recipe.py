@@ -50,6 +50,7 @@ from entrosel.io.records import Rejects
 from entrosel.io.writers import output_format_for, write_records
 from entrosel.pool import InputOptions, RecordSet, iter_records
 from entrosel.scoring import SCORERS, RunSummary
+from entrosel.version import __version__
 from entrosel.selection import SELECTORS
 
 _TOP = {"input": Param(str), "output": Param(str), "work_dir": Param(str),
@@ -439,8 +440,6 @@ def _fingerprint(item: PlannedStep, given: str) -> str:
     """A step's cache key: what it is given (``given``: the input's content and reading
     options, then the positions each step before it kept), its options, the content of the
     files it reads, and the code's version."""
-    from entrosel import __version__
-
     blob = {"step": item.step.kind, "options": item.step.options, "given": given, "version": __version__}
     for name, path in item.extras.items():
         blob[name] = content_sha256(path)

@@ -9,7 +9,7 @@ from typing import Any
 from entrosel.pool import Source
 from entrosel.scoring.base import RunSummary
 from entrosel.selection import SELECTORS, ZipSelector, write_selection
-from entrosel.selection.score_selectors import read_scores
+from entrosel.io.scores import read_scores
 
 __all__ = ["read_scores", "select_by_score", "select_zip_to_file", "write_selection"]
 

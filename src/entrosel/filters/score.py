@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -13,6 +13,7 @@ from entrosel.errors import InputError
 from entrosel.filters.base import Batch, FILTERS, Filter, Removal
 from entrosel.params import Param, check_range, option
 from entrosel.io.readers import read_records
+from entrosel.io.scores import read_scores
 from entrosel.pool import InputOptions, Source
 
 
@@ -42,8 +43,6 @@ class ScoreFilter(Filter):
         check_range(self.get_params(), "min", "max")
 
     def _start(self, source: Source, options: InputOptions) -> None:
-        from entrosel.commands.select import read_scores
-
         if not Path(self.scores).exists():
             raise InputError("no such score file for --scores (make it with `entrosel score ...`)",
                              self.scores)

@@ -126,7 +126,7 @@ class _Set:
 
 
 def _read_set(path: Source, options: InputOptions, by: str | None, tokenizer: Any) -> _Set:
-    from entrosel.commands.measure import measure_one
+    from entrosel.scoring.measure import measure_one
     from entrosel.pool import rendered_records
 
     texts, groups = [], []

@@ -10,35 +10,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from entrosel.errors import InputError
-from entrosel.io.readers import read_records
+from entrosel.io.scores import read_scores
 from entrosel.io.records import Rejects
 from entrosel.params import Param, option
 from entrosel.pool import Source, rendered_records, reusable
 from entrosel.scoring.tokens import record_token_counts
 from entrosel.selection import by_score
 from entrosel.selection.base import SELECTORS, Selector
-
-def read_scores(path: str | Path, by: str | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """A score file's ``index`` column, its ``by`` column and its ``tokens`` column (if any)."""
-    if not Path(path).exists():
-        raise InputError("--scores: no such score file; make it with `entrosel score ...`", path)
-    rows = [r.data for r in read_records(path)]
-    columns = list(rows[0])
-    for needed in ["index"] + ([by] if by else []):
-        if needed not in rows[0]:
-            named = "--by: " if needed == by else ""
-            raise InputError(f"{named}score file has no column {needed!r} (columns: "
-                             f"{', '.join(columns)}); make it with `entrosel score ...`", path)
-    try:
-        index = np.array([int(r["index"]) for r in rows], dtype=np.int64)
-        values = None if by is None else np.array(
-            [np.nan if r.get(by) in (None, "") else float(r[by]) for r in rows], dtype=np.float64)
-        tokens = (np.array([int(r["tokens"]) for r in rows], dtype=np.int64)
-                  if "tokens" in rows[0] else None)
-    except (TypeError, ValueError) as e:
-        raise InputError(f"score file has a non-numeric value: {e}", path) from None
-    return index, values, tokens
-
 
 @dataclass(kw_only=True)
 class ScoreSelector(Selector):
