@@ -3,9 +3,6 @@ each is then used from the library and from the command line."""
 from __future__ import annotations
 
 import json
-import re
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ from entrosel.cli import main
 from entrosel.io import read_records
 
 from .conftest import write_jsonl
+from .doc_blocks import python_blocks, run_blocks
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
 REGISTERED = {SCORERS: "length", SELECTORS: "shortest", ENGINES: "threads"}
@@ -23,22 +21,14 @@ REGISTERED = {SCORERS: "length", SELECTORS: "shortest", ENGINES: "threads"}
 @pytest.fixture
 def parts():
     """The doc's blocks run as modules; their registrations are undone afterwards."""
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
-    assert len(blocks) == 3
-    found: dict = {}
+    assert len(python_blocks(DOC)) == 3
     try:
-        for i, code in enumerate(blocks):
-            module = types.ModuleType(f"extending_example_{i}")
-            sys.modules[module.__name__] = module
-            exec(compile(code, f"{DOC.name} block {i + 1}", "exec"), module.__dict__)
-            found.update({k: v for k, v in module.__dict__.items() if k.endswith(("Scorer", "Selector", "Engine"))})
-        yield found
+        with run_blocks(DOC, "extending_example") as found:
+            yield {k: v for k, v in found.items() if k.endswith(("Scorer", "Selector", "Engine"))}
     finally:
         for registry, name in REGISTERED.items():
             if name in registry:
                 registry.unregister(name)
-        for i in range(len(blocks)):
-            sys.modules.pop(f"extending_example_{i}", None)
 
 
 POOL = [{"id": f"r{i}", "conversations": [{"from": "human", "value": "say " + "word " * (i % 7)},
