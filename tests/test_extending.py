@@ -1,5 +1,6 @@
-"""docs/extending.md as it stands: its Python blocks define a scorer, a selector and an engine;
-each is then used from the library and from the command line."""
+"""docs/extending.md as it stands: its Python blocks define a filter, a scorer, a selector and an
+engine and run the generic checks on them; each is then used from the library and from the
+command line."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from entrosel import ENGINES, SCORERS, SELECTORS, ZipSelector, render_text
+from entrosel import ENGINES, FILTERS, SCORERS, SELECTORS, ZipSelector, render_text
 from entrosel.cli import main
 from entrosel.io import read_records
 
@@ -15,16 +16,16 @@ from .conftest import write_jsonl
 from .doc_blocks import python_blocks, run_blocks
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
-REGISTERED = {SCORERS: "length", SELECTORS: "shortest", ENGINES: "threads"}
+REGISTERED = {FILTERS: "keyword", SCORERS: "length", SELECTORS: "shortest", ENGINES: "threads"}
 
 
 @pytest.fixture
 def parts():
     """The doc's blocks run as modules; their registrations are undone afterwards."""
-    assert len(python_blocks(DOC)) == 3
+    assert len(python_blocks(DOC)) == 5
     try:
         with run_blocks(DOC, "extending_example") as found:
-            yield {k: v for k, v in found.items() if k.endswith(("Scorer", "Selector", "Engine"))}
+            yield {k: v for k, v in found.items() if k.endswith(("Filter", "Scorer", "Selector", "Engine"))}
     finally:
         for registry, name in REGISTERED.items():
             if name in registry:
@@ -84,5 +85,20 @@ def test_the_engine_from_the_doc(tmp_path, parts):
         ZipSelector(workers=1, **options).select(POOL)
 
 
+def test_the_filter_from_the_doc(tmp_path, parts):
+    pool = write_jsonl(tmp_path / "pool.jsonl", POOL + [
+        {"id": "ai", "conversations": [{"from": "human", "value": "hi"},
+                                       {"from": "gpt", "value": "As an AI, I have no opinion."}]}])
+    out = tmp_path / "clean.jsonl"
+    assert main(["filter", "keyword", str(pool), "-o", str(out), "--words", "as an ai, opinion"]) == 0
+    assert [r.data["id"] for r in read_records(out)] == [r["id"] for r in POOL]
+    from entrosel.commands.recipe import run_recipe
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text('steps:\n  - filter keyword: {words: "say word word word"}\n')
+    run_recipe(recipe, pool, tmp_path / "kept.jsonl")
+    assert len(list(read_records(tmp_path / "kept.jsonl"))) == 31 - sum(i % 7 >= 3 for i in range(30))
+
+
 def test_the_doc_parts_are_gone_afterwards():
-    assert "length" not in SCORERS and "shortest" not in SELECTORS and "threads" not in ENGINES
+    assert "keyword" not in FILTERS and "length" not in SCORERS and "shortest" not in SELECTORS
+    assert "threads" not in ENGINES
