@@ -1,14 +1,26 @@
-"""Run the Python blocks of a page in docs/ as the tests of that page (docs/extending.md,
-docs/integrations.md): each block runs as a module of its own, so classes defined there
-pickle by name, and the modules are removed afterwards."""
+"""Tests of the docs: run the Python blocks of a page in docs/ (docs/extending.md,
+docs/integrations.md), each as a module of its own so that classes defined there pickle by
+name; load a script of scripts/ that writes a page (cli_doc.py, readme_samples.py)."""
 from __future__ import annotations
 
+import importlib.util
 import re
 import sys
 import types
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def doc_script(name: str) -> types.ModuleType:
+    """``scripts/NAME.py`` loaded as a module (scripts/ is no package)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def python_blocks(doc: Path) -> list[str]:

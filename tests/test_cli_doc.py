@@ -1,17 +1,11 @@
 """docs/cli.md lists every option of every verb, as the parser has them."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "cli_doc.py"
+from .doc_blocks import doc_script
 
 
 def _cli_doc():
-    spec = importlib.util.spec_from_file_location("cli_doc", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return doc_script("cli_doc")
 
 
 def test_the_options_page_is_what_the_parser_says():

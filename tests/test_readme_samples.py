@@ -2,19 +2,13 @@
 writes them from real runs)."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "readme_samples.py"
+from .doc_blocks import doc_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("readme_samples", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return doc_script("readme_samples")
 
 
 def test_every_measure_table_in_the_readme_has_the_R_header():
