@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from entrosel.commands.score import RunSummary
+from entrosel.engines import Engine
 from entrosel.errors import InputError
 from entrosel.filters import FILTERS, Dedup, Filter, LengthFilter, ScoreFilter
 from entrosel.io.records import Record, Rejects, rejects_path
@@ -45,7 +46,7 @@ def filter_to_file(step: Filter, input: Source, output: str | Path, *,
                    input_format: str | None = None, text_field: str | None = None,
                    template: str | None = None, on_error: str = "raise",
                    removed_out: str | Path | None = None,
-                   progress: bool | None = None) -> FilterSummary:
+                   progress: bool | None = None, engine: Engine | None = None) -> FilterSummary:
     """Fit ``step`` on ``input`` and write the records it keeps to ``output`` (atomically);
     ``removed_out``: the removed records' index, id, reason, detail (and for duplicates the
     kept record's index and id, and the similarity)."""
@@ -55,7 +56,7 @@ def filter_to_file(step: Filter, input: Source, output: str | Path, *,
     output_format_for(output, "-o")  # a bad output name fails before the work
     if removed_out is not None:
         output_format_for(removed_out, "--removed-out")
-    step.fit(input, options, progress)
+    step.fit(input, options, progress, engine)
     removed_rows: list[dict[str, Any]] = []
     like = input if isinstance(input, (str, Path)) else None
     n = write_records(split(step, iter_records(input, input_format, Rejects("skip")), removed_rows),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Self
 
 from entrosel.formats.render import Turn
 from entrosel.io.records import Record, Rejects
@@ -21,6 +21,9 @@ from entrosel.pool import InputOptions, Source, iter_records, rendered_records
 from entrosel.progress import Progress
 from entrosel.registry import Registry
 from entrosel.step import Step
+
+if TYPE_CHECKING:
+    from entrosel.engines.base import Engine
 
 FILTERS: Registry = Registry("filter")
 
@@ -58,8 +61,10 @@ class Filter(Step):
         """Decisions that need the whole pool (dedup); record-level filters have none."""
 
     def fit(self, source: Source, options: InputOptions | None = None,
-            progress: bool | None = None) -> Self:
-        """Judge every record of ``source`` (a path or dict records) in one streaming pass."""
+            progress: bool | None = None, engine: Engine | None = None) -> Self:
+        """Judge every record of ``source`` (a path or dict records) in one streaming pass;
+        ``engine``: where a filter with heavy work runs it (dedup's signatures; by default,
+        local processes)."""
         options = options or InputOptions()
         self.validate()
         self.rejects_ = Rejects(options.on_error)

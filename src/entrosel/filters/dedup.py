@@ -32,7 +32,7 @@ from typing import ClassVar, Self
 
 import numpy as np
 
-from entrosel.engines import LocalEngine
+from entrosel.engines import Engine, make_engine
 from entrosel.errors import InputError
 from entrosel.filters.base import Batch, FILTERS, Filter, Removal
 from entrosel.filters.minhash import band_hashes, lsh_params, shingle_hashes, signatures
@@ -93,10 +93,12 @@ class Dedup(Filter):
             raise InputError(f"--bands ({self.bands}) cannot exceed --num-perm ({self.num_perm})")
 
     def fit(self, source: Source, options: InputOptions | None = None,
-            progress: bool | None = None) -> Self:
+            progress: bool | None = None, engine: Engine | None = None) -> Self:
         self._tmp: str | None = None
+        # the signatures run on the engine handed in; by default, local processes
+        self._engine = engine if engine is not None else make_engine("local", workers=self.workers)
         try:
-            return super().fit(source, options, progress)
+            return super().fit(source, options, progress, engine)
         finally:
             if self._tmp is not None:
                 for f in [getattr(self, "_sig_file", None), *getattr(self, "_band_files", [])]:
@@ -143,7 +145,7 @@ class Dedup(Filter):
                 if self._pending_bytes >= _CHUNK_BYTES:
                     self._chunks.append(self._pending)
                     self._pending, self._pending_bytes = [], 0
-        if self.near and len(self._chunks) >= 2 * LocalEngine(self.workers).concurrency():
+        if self.near and len(self._chunks) >= 2 * self._engine.concurrency():
             self._sign(self._chunks)
             self._chunks = []
         return [None] * len(batch)
@@ -151,8 +153,8 @@ class Dedup(Filter):
     def _sign(self, chunks: list[list[str]]) -> None:
         work = partial(_sign_chunk, ngram=self.ngram, num_perm=self.num_perm, seed=self.seed,
                        bands=self.bands_, rows=self.rows_)
-        engine = LocalEngine(self.workers if len(chunks) > 1 else 1)
-        for sig, bands, has in engine.map(work, chunks):
+        # one chunk is signed here: starting workers would cost more than it saves
+        for sig, bands, has in (self._engine.map(work, chunks) if len(chunks) > 1 else map(work, chunks)):
             self._sig_file.write(np.ascontiguousarray(sig).tobytes())
             for b, f in enumerate(self._band_files):
                 f.write(np.ascontiguousarray(bands[:, b]).tobytes())
