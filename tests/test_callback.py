@@ -223,6 +223,30 @@ def test_only_the_main_process_writes_the_history(tmp_path):
     assert [v.L for v in load_history(history)] == [2.5]
 
 
+def test_logging_per_epoch_and_a_run_shorter_than_the_fraction(tmp_path, caplog):
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    args = TrainingArguments(output_dir=str(tmp_path / "o"), report_to=[], use_cpu=True, logging_strategy="epoch")
+    history, control = tmp_path / "history.json", TrainerControl()
+    cb, state = _callback(history, "per-epoch"), TrainerState(epoch=0.0)
+    cb.on_train_begin(args, state, control, train_dataloader=SimpleNamespace(dataset=_records(5)))
+    state.epoch = 1.0
+    cb.on_epoch_end(args, state, control)  # logging per epoch: the epoch's loss is logged after this
+    assert cb.version_.L is None and not history.exists()
+    state.log_history.append({"loss": 2.0, "epoch": 1.0, "step": 4})
+    cb.on_log(args, state, control, logs={"loss": 2.0})
+    assert cb.version_.L == 2.0
+    # a run that ends before its first epoch does: recorded with R only, and the log says why
+    cb, state = _callback(history, "short"), TrainerState(epoch=0.0)
+    cb.on_train_begin(args, state, control, train_dataloader=SimpleNamespace(dataset=_records(6)))
+    state.epoch = 0.4
+    state.log_history.append({"loss": 3.0, "epoch": 0.4, "step": 1})
+    with caplog.at_level("WARNING", logger="entrosel.integrations.transformers"):
+        cb.on_train_end(args, state, control)
+    assert "L not measured: the training ended at epoch 0.400" in caplog.text
+    assert [(v.name, v.L) for v in load_history(history)] == [("per-epoch", 2.0), ("short", None)]
+
+
 def test_bad_options_and_data_are_refused_with_what_to_fix(tmp_path):
     from entrosel.params import ParameterError
 
@@ -296,6 +320,7 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
     versions = load_history(tmp_path / "history.json")
     assert [v.name for v in versions] == ["v1", "v2", "v3-dup"]
     assert all(v.L is not None for v in versions)
+    assert all(f"{v.R:.4f}" in section for v in versions)  # the figures the section quotes
     assert law_check(tmp_path / "history.json").risky
     assert shell and shell[0].startswith("entrosel law check history.json")
     r = entrosel("law", "check", tmp_path / "history.json")
