@@ -307,6 +307,8 @@ def test_a_hub_name_reads_from_the_local_cache_offline(offline_hub, tmp_path):
     assert detect_format(name) == "hf"
     assert _data(name) == offline_hub
     assert _data("tiny-org/pool:train", input_format="hf") == offline_hub  # --input-format hf
+    with pytest.raises(InputError, match="no such file or folder"):  # no split: a missing folder
+        _data("tiny-org/pool", input_format="hf")
     assert _data("hf://datasets/tiny-org/pool") == offline_hub  # one split: no need to name it
     # a selection from it comes back with every column, and an HF output keeps its features
     from entrosel import ZipSelector

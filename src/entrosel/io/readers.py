@@ -52,13 +52,14 @@ class HubName:
 
 def hub_name(source: object, input_format: str | None = None) -> HubName | None:
     """The Hub data set ``source`` names, or ``None`` when it is a local path: a string starting
-    ``hf://datasets/``, or with ``input_format="hf"`` a bare ``OWNER/NAME...:SPLIT`` that is
-    no local file or folder. A malformed ``hf://`` name raises :class:`InputError`."""
+    ``hf://datasets/``, or with ``input_format="hf"`` a bare ``OWNER/NAME...:SPLIT`` (split
+    required) that is no local file or folder. A malformed ``hf://`` name raises :class:`InputError`."""
     if not isinstance(source, str):
         return None
     if source.startswith(HUB_PREFIX):
         name = source[len(HUB_PREFIX):]
-    elif input_format == "hf" and not os.path.exists(source) and _HUB_NAME.fullmatch(source):
+    elif input_format == "hf" and ":" in source and not os.path.exists(source) \
+            and _HUB_NAME.fullmatch(source):  # without the prefix, the split tells it from a folder
         name = source
     else:
         return None
