@@ -188,3 +188,88 @@ def test_reach_by_level():
     assert LongMemory(3).reach_bytes == 16 << 20
     assert LongMemory(5).reach_bytes == 32 << 20
     assert np.diff([conditional.table_log(n, 2) for n in (1, 10**4, 10**6, 10**9)]).min() >= 0
+
+
+# --- memory past zstd's reach ------------------------------------------------------------
+
+def test_the_dictionary_cut_to_zstd_s_window_gives_the_same_sizes():
+    """zstd's fast match finders read only a dictionary's last 16 MiB, so the evaluator keeps
+    only those (tables sized to the whole anchor): the same sizes as the whole anchor."""
+    rng = np.random.default_rng(0)
+    words = np.array([w.encode() for w in "the of and to in is that it for on with as was at by an "
+                      "be this are from or have not but which one all were they we when there".split()])
+    chunks = [b" ".join(rng.choice(words, 400)) + b"\n\n%d\n\n" % k for k in range(12000)]
+    anchor = b"".join(chunks)
+    assert len(anchor) > (16 << 20) + 2_000_000
+    memory = LongMemory(1)
+    assert memory.window_bytes == 16 << 20
+    early, late = chunks[10], chunks[-10]  # before and inside the last 16 MiB
+    xs = [early, late, b" ".join(rng.choice(words, 300))]
+    whole = memory.digest(anchor).sizes(xs)
+    assert memory.digest(anchor[-memory.window_bytes:], len(anchor)).sizes(xs) == whole
+    assert whole[0] > 10 * whole[1]  # the early chunk is past the reach: no cheaper than new text
+
+
+def _own_ratio_order(texts: list[bytes]) -> np.ndarray:
+    memory = LongMemory()
+    return np.argsort([len(t) / memory.size(t) for t in texts], kind="stable")
+
+
+def test_an_exact_copy_of_an_early_pick_past_the_reach_is_not_picked_again(real_exchanges,
+                                                                            monkeypatch):
+    """A copy of a round-1 pick, left in the pool, meets that pick again only once it lies
+    further back than zstd's reach (cut to 4 KiB here so the test is small): zstd alone then
+    sees fresh text and picks it again; the pick index refuses it."""
+    records = real_exchanges[:80]
+    texts = _texts(records)
+    first = int(_own_ratio_order(texts)[4])  # K2=5: four score lower, so round 1's batch is them and it
+    copy = dict(records[first], id="planted copy")
+    pool = records + [copy]
+    options = dict(k1=len(pool), k2=5, k3=5, compressor="zstd", workers=1)
+    # within the reach, zstd alone refuses it
+    within = select_zip(pool, 40, **options)
+    assert first in within[:5] and len(records) not in within
+    monkeypatch.setattr(LongMemory, "window_bytes", property(lambda self: 4096))
+    past = ZipSelector(budget=40, **options)
+    assert len(records) not in past.select(pool)
+    assert first in past.selected_[:5]
+    assert any("past zstd's reach" in n for n in past.notes_)
+    # without the index the copy is picked again
+    from entrosel.scoring.anchored import PickIndex
+    monkeypatch.setattr(PickIndex, "copies", lambda self, candidates: [])
+    forgetful = select_zip(pool, 40, **options)
+    assert len(records) in forgetful
+
+
+def test_a_far_pick_s_copy_costs_what_a_copy_costs(real_exchanges):
+    """Past the reach, a candidate that repeats a pick (its normalized text) costs
+    min(C(x | window), C(x | the pick)); other candidates are untouched."""
+    texts = _texts(real_exchanges[:40])
+    framing = Serialization("text").framing
+    variant = texts[0].upper().replace(b" ", b"  ")  # the same normalized text
+    with Pool.from_items(texts + [variant]) as pool:
+        far = ConditionalEvaluator(pool.items.open(), framing, 1, window=2048)
+        near = ConditionalEvaluator(pool.items.open(), framing, 1)
+        for ev in (far, near):
+            ev.extend([0, 1, 2])
+            ev.extend(list(range(3, 30)))
+        assert far.index.far and not near.index.far
+        cands = [0, 35, 40]
+        r_far, r_near = far.ratios(cands), near.ratios(cands)
+        memory = LongMemory(1)
+        x0 = b"\n\n" + texts[0]
+        cost0 = min(memory.digest(b"".join(far._blocks)[-2048:], far._length).size(x0),
+                    memory.digest(texts[0]).size(x0))
+        assert r_far[0] == (far._length + len(x0)) / (far._cost + cost0)
+        plain = ConditionalEvaluator(pool.items.open(), framing, 1, window=2048)
+        plain.index.copies = lambda candidates: []
+        plain.extend([0, 1, 2])
+        plain.extend(list(range(3, 30)))
+        r_plain = plain.ratios(cands)
+        assert r_plain[1] == r_far[1]  # not a copy: the window's cost alone
+        # a copy of the far pick: as dear as zstd makes a copy within reach, where the window
+        # alone sees new text
+        assert r_far[0] > r_plain[0]
+        assert abs(r_far[0] - r_near[0]) < 0.01 * r_near[0]
+        # its case and spacing variant is found too, and costs what zstd charges it given the pick
+        assert [(k, pick) for k, pick in far.index.copies(cands)] == [(0, 0), (2, 0)]

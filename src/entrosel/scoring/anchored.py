@@ -20,19 +20,21 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import hashlib
+import mmap
 import zlib
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
 import numpy as np
 
 from entrosel.formats.serialize import Framing
-from entrosel.pool import OpenItems, PoolBytes
+from entrosel.pool import OpenItems, PoolBytes, PoolItems
 from entrosel.scoring.compression import Compressor
 from entrosel.scoring.conditional import DigestedAnchor, LongMemory
 
 STRATEGIES = ("live", "conditional", "recompress")
-_TAIL_CACHE = 50_000  # framed candidates kept per evaluator (a few rounds' K1 of samples)
 
 
 class AnchoredEvaluator(Protocol):
@@ -126,55 +128,161 @@ class ConditionalEvaluator:
     call, so it depends on how the anchor was built: replaying an anchor must repeat its
     ``extend`` calls one by one (the engines do). An anchor without records is no
     dictionary: a candidate then costs ``C(open + x + close)``, its own size.
+
+    Memory: only the anchor's last ``window`` bytes are held and digested (zstd's fast
+    match finders read no more of a dictionary: :attr:`LongMemory.window_bytes`; the
+    result is the same as with the whole anchor). Past zstd's reach, the picks are
+    remembered by :class:`PickIndex`: a candidate whose normalized text is that of a pick
+    lying further back costs at most ``C(x | that pick)``, what a copy costs.
     """
 
-    def __init__(self, items: OpenItems, framing: Framing, level: int) -> None:
-        self.items, self.framing = items, framing
+    def __init__(self, items: Any, framing: Framing, level: int, window: int | None = None) -> None:
+        self.items, self.framing = ItemView.of(items), framing
         self.memory = LongMemory(level)
+        self.window = window if window is not None else self.memory.window_bytes
+        self.reach = window if window is not None else self.memory.reach_bytes
+        self.index = PickIndex(self.items)
         self.reset()
 
     def reset(self) -> None:
-        self._anchor = bytearray()
+        self._blocks: deque[bytes] = deque()  # the anchor's end: at least `window` bytes of it
+        self._held = 0
+        self._length = 0  # |A|
         self._cost = 0  # C(A)
         self._count = 0
         self._digested: DigestedAnchor | None = self.memory.digest(b"")
-        # candidates come back: stage 3 scores its batch after every pick, stage 2 meets
-        # most of its K1 candidates again next round; their framed bytes are kept here
-        self._tails: dict[int, bytes] = {}
+        self.index.reset()
 
     def _digest(self) -> DigestedAnchor:
         # once per anchor state, however many candidates are scored against it
         if self._digested is None:
-            self._digested = self.memory.digest(bytes(self._anchor))
+            tail = b"".join(self._blocks)
+            if self.window is not None and len(tail) > self.window:
+                tail = tail[-self.window:]
+            self._digested = self.memory.digest(tail, self._length)
         return self._digested
 
     def extend(self, indices: Sequence[int]) -> None:
         if not indices:
             return
         pieces = [self.items[i] for i in indices]
-        block = self.framing.sep.join(pieces)
-        block = (self.framing.sep if self._count else self.framing.open) + block
+        first = self.framing.sep if self._count else self.framing.open
+        block = first + self.framing.sep.join(pieces)
         self._cost += self._digest().size(block)
-        if not self._count:
-            self._tails.clear()  # their prefix changes from the opening bytes to the separator
-        self._anchor += block
+        start = self._length + len(first)
+        for i, piece in zip(indices, pieces):
+            self.index.add(int(i), start)
+            start += len(piece) + len(self.framing.sep)
+        self._blocks.append(block)
+        self._held += len(block)
+        self._length += len(block)
         self._count += len(pieces)
+        if self.window is not None:
+            while self._held - len(self._blocks[0]) >= self.window:
+                self._held -= len(self._blocks.popleft())
+        self.index.forget_before(self._length - self.reach)
         self._digested = None
 
     def ratios(self, candidates: Sequence[int]) -> np.ndarray:
         prefix = self.framing.sep if self._count else self.framing.open
-        tails = self._tails
-        if len(tails) > _TAIL_CACHE:
-            tails.clear()
-        framed = []
-        for i in candidates:
-            tail = tails.get(i)
-            if tail is None:
-                tail = tails[i] = prefix + self.items[i] + self.framing.close
-            framed.append(tail)
+        framed = self.items.framed(candidates, prefix, self.framing.close)
         lengths = np.fromiter(map(len, framed), dtype=np.float64, count=len(framed))
         costs = np.asarray(self._digest().sizes(framed), dtype=np.float64)
-        return (len(self._anchor) + lengths) / (self._cost + costs)
+        if self.index.far:
+            for k, pick in self.index.copies(candidates):
+                costs[k] = min(costs[k], self.memory.digest(self.items[pick]).size(framed[k]))
+        return (self._length + lengths) / (self._cost + costs)
+
+
+def fingerprint(item: bytes) -> int:
+    """64-bit hash of an item's normalized text: case folded, runs of whitespace as one space."""
+    digest = hashlib.blake2b(b" ".join(item.lower().split()), digest_size=8).digest()
+    return int.from_bytes(digest, "little") or 1
+
+
+class PickIndex:
+    """Long-memory ZIP's memory past zstd's reach: the picks of an anchor by fingerprint
+    (:func:`fingerprint`). Picks are added with their start in the anchor; those that
+    start further back than the reach move to ``far``, where :meth:`copies` finds the
+    candidates that repeat them. Costs one dictionary look-up per candidate once ``far``
+    holds something (the fingerprints of the pool's items are computed once, when first
+    needed, and kept as one 8-byte number per item)."""
+
+    def __init__(self, items: "ItemView") -> None:
+        self.items = items
+        self._fps: np.ndarray | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self._near: deque[tuple[int, int]] = deque()  # (start in the anchor, pool index)
+        self.far: dict[int, int] = {}  # fingerprint -> pool index of a pick past the reach
+
+    def fingerprints(self, indices: Sequence[int]) -> np.ndarray:
+        if self._fps is None:
+            self._fps = np.zeros(len(self.items), dtype=np.uint64)
+        idx = np.asarray(indices, dtype=np.int64)
+        fps = self._fps[idx]
+        for k in np.flatnonzero(fps == 0).tolist():
+            fps[k] = self._fps[idx[k]] = fingerprint(self.items[int(idx[k])])
+        return fps
+
+    def add(self, index: int, start: int) -> None:
+        self._near.append((start, index))
+
+    def forget_before(self, offset: int) -> None:
+        """Picks that start before ``offset`` of the anchor are past the reach: indexed."""
+        moved = []
+        while self._near and self._near[0][0] < offset:
+            moved.append(self._near.popleft()[1])
+        if moved:
+            for index, fp in zip(moved, self.fingerprints(moved).tolist()):
+                self.far.setdefault(fp, index)
+
+    def copies(self, candidates: Sequence[int]) -> list[tuple[int, int]]:
+        """``(k, pick)`` for each candidate ``candidates[k]`` whose text repeats a far pick."""
+        far = self.far
+        return [(k, far[fp]) for k, fp in enumerate(self.fingerprints(candidates).tolist())
+                if fp in far]
+
+
+class ItemView:
+    """The pool's bytes as a worker reads them: one buffer (a mapped file, or an array
+    shipped by the engine) and the offsets of the items in it, read in place; no Python
+    object per item."""
+
+    def __init__(self, buffer: Any, offsets: np.ndarray) -> None:
+        self.buffer, self.offsets = buffer, offsets
+
+    @classmethod
+    def of(cls, items: Any) -> "ItemView":
+        if isinstance(items, ItemView):
+            return items
+        if isinstance(items, PoolItems):  # the file every worker maps: one copy in memory
+            size = int(items.offsets[-1])
+            if size == 0:
+                return cls(b"", items.offsets)
+            with open(items.path, "rb") as f:
+                return cls(mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ), items.offsets)
+        if isinstance(items, ArrayItems):
+            return cls(memoryview(items.buffer), items.offsets)
+        return cls(items.buffer, items.offsets)  # OpenItems
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> bytes:
+        return bytes(self.buffer[int(self.offsets[i]):int(self.offsets[i + 1])])
+
+    def framed(self, indices: Sequence[int], prefix: bytes, close: bytes) -> list[bytes]:
+        """``prefix + item + close`` for each of ``indices``."""
+        idx = np.asarray(indices, dtype=np.int64)
+        buf = self.buffer
+        starts, ends = self.offsets[idx].tolist(), self.offsets[idx + 1].tolist()
+        if close:
+            return [prefix + buf[s:e] + close for s, e in zip(starts, ends)]
+        if prefix:
+            return [prefix + buf[s:e] for s, e in zip(starts, ends)]
+        return [bytes(buf[s:e]) for s, e in zip(starts, ends)]
 
 
 def resolve_strategy(compressor: Compressor, strategy: str = "auto") -> str:
@@ -242,7 +350,7 @@ class EvaluatorFactory:
             object.__setattr__(self, "items", ArrayItems(array, self.items.offsets))
 
     def __call__(self) -> Evaluators:
-        return Evaluators(self.items.open(), self.framing, self.compressor, self.strategy,
+        return Evaluators(ItemView.of(self.items), self.framing, self.compressor, self.strategy,
                           self.anchors)
 
 
@@ -256,8 +364,8 @@ class ArrayItems:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def open(self) -> OpenItems:
-        return OpenItems(buffer=memoryview(self.buffer), offsets=self.offsets)
+    def open(self) -> "ItemView":
+        return ItemView(memoryview(self.buffer), self.offsets)
 
 
 class AnchoredGroup:

@@ -71,10 +71,16 @@ class LongMemory:
     @property
     def reach_bytes(self) -> int:
         """How far back into an anchor matches are still found."""
+        return self.window_bytes or 1 << (MAX_TABLE_LOG + 1)
+
+    @property
+    def window_bytes(self) -> int | None:
+        """How much of an anchor's end zstd reads at all (``None``: all of it). The fast and
+        dfast match finders load only the last 16 MiB of a dictionary, so the bytes before
+        them may be dropped: ``C(x | A) == C(x | A[-window:])`` when the tables are sized to
+        all of ``A`` (``digest(A[-window:], anchor_bytes=len(A))``; tested)."""
         strategy = zstd_module().ZstdCompressionParameters.from_level(self.level).strategy
-        if strategy in _FAST_STRATEGIES:
-            return _TAGGED_REACH
-        return 1 << (MAX_TABLE_LOG + 1)
+        return _TAGGED_REACH if strategy in _FAST_STRATEGIES else None
 
     @cached_property
     def _alone(self) -> "DigestedAnchor":
@@ -84,21 +90,23 @@ class LongMemory:
         """``C(data)``: its compressed size with no anchor, frame header excluded."""
         return self._alone.size(data)
 
-    def digest(self, anchor: bytes) -> "DigestedAnchor":
-        """``anchor`` digested once, to compute ``C(x | anchor)`` for many ``x``."""
-        return DigestedAnchor(anchor, self) if anchor else self._alone
+    def digest(self, anchor: bytes, anchor_bytes: int | None = None) -> "DigestedAnchor":
+        """``anchor`` digested once, to compute ``C(x | anchor)`` for many ``x``;
+        ``anchor_bytes``: the length of the whole anchor whose end ``anchor`` is (the
+        tables are sized to it)."""
+        return DigestedAnchor(anchor, self, anchor_bytes) if anchor else self._alone
 
 
 class DigestedAnchor:
     """An anchor as a digested zstd dictionary (its hash tables built once)."""
 
-    def __init__(self, anchor: bytes, memory: LongMemory) -> None:
+    def __init__(self, anchor: bytes, memory: LongMemory, anchor_bytes: int | None = None) -> None:
         self.memory = memory
         zstd = zstd_module()
         if not anchor:  # no dictionary: zstd sizes the tables to each input itself
             self._compressor = zstd.ZstdCompressor(compression_params=memory.params(0))
             return
-        params = memory.params(len(anchor))
+        params = memory.params(anchor_bytes or len(anchor))
         dictionary = zstd.ZstdCompressionDict(bytes(anchor), dict_type=zstd.DICT_TYPE_RAWCONTENT)
         dictionary.precompute_compress(compression_params=params)
         self._compressor = zstd.ZstdCompressor(dict_data=dictionary, compression_params=params)

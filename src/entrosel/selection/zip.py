@@ -11,7 +11,9 @@ Each round:
 Scores are float64; ties go to the lower input row. Output stops exactly at the budget.
 With zstd every ratio is a conditional one (long-memory ZIP, see
 :mod:`entrosel.scoring.conditional`): the anchors are remembered whole, up to zstd's reach,
-and a selection that outgrows the reach is said once on stderr.
+and past it by an index of the picks' fingerprints (exact copies; see
+:class:`entrosel.scoring.anchored.PickIndex`); a selection that outgrows the reach is said
+once on stderr.
 See ``docs/zip.md``.
 """
 from __future__ import annotations
@@ -346,9 +348,9 @@ class ZipSelector(Selector):
         if held <= reach or any(what in note for note in self.notes_):
             return
         note = (f"long-memory ZIP: {what} holds {held / 2**20:.1f} MiB, past zstd's reach of "
-                f"{reach / 2**20:.0f} MiB at level {level}: "
-                f"{lost} further back are no longer seen" +
-                ("; --level 5 or higher reaches 32 MiB" if reach < 32 << 20 else ""))
+                f"{reach / 2**20:.0f} MiB at level {level}: zstd no longer sees {lost} "
+                "further back; the picks' index still prices exact copies of them (same text "
+                "once case and spacing are set aside) as copies")
         self._note(note)
 
     def _note(self, note: str) -> None:
