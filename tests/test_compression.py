@@ -8,7 +8,8 @@ import zlib
 
 import pytest
 
-from entrosel import compression_ratio, measure, score_compression
+from entrosel import compression_ratio, measure
+from entrosel.commands.score import score_compression
 from entrosel.errors import InputError
 from entrosel.formats.serialize import Serialization
 from entrosel.pool import InputOptions, load_pool

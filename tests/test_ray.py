@@ -108,7 +108,8 @@ def test_select_target_on_ray_equals_local(local_ray, real_exchanges, method):
 def test_work_shipped_to_ray_carries_its_bytes(local_ray, real_exchanges, monkeypatch):
     """A Ray task may run on a node without the driver's temporary files: what it is handed
     holds the pool's bytes, not a path to them."""
-    from entrosel import TargetSelector, compression_scores
+    from entrosel import TargetSelector
+    from entrosel.commands.score import compression_scores
     from entrosel.engines import RayEngine
     from entrosel.pool import PoolBytes, PoolItems
 
