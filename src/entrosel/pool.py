@@ -96,7 +96,7 @@ def iter_records(source: Source, input_format: str | None = None,
         records = read_records(source, input_format, rejects)
     elif isinstance(source, RecordSet):
         records = (Record(i, r.data, r.path, r.line, r.raw) for i, r in enumerate(source))
-    elif _is_dataframe(source):  # iterating a DataFrame gives its column names
+    elif _is_dataframe(check_source(source)):  # iterating a DataFrame gives its column names
         records = (Record(i, data, "<DataFrame>") for i, data in enumerate(source.to_dict("records")))
     else:
         records = (Record(i, dict(_mapping(i, data)), "<records>") for i, data in enumerate(source))
@@ -293,9 +293,19 @@ def pick_records(source: Source, indices: Iterable[int],
     return [found[i] for i in order]
 
 
+def check_source(source: Any) -> Source:
+    """``source`` if it can be a pool, else an :class:`InputError` saying what a pool is."""
+    if isinstance(source, Mapping) or not isinstance(source, (str, os.PathLike, Iterable)):
+        what = "one record (a dict); put it in a list" if isinstance(source, Mapping) else type(source).__name__
+        raise InputError(f"a pool is a path, a list of dicts, a pandas DataFrame or a datasets.Dataset, "
+                         f"not {what}")
+    return source
+
+
 def reusable(source: Source) -> Source:
     """``source`` as something that can be read more than once: a path, a sequence, a
     DataFrame or a Dataset as they are; any other iterable (a generator) read into a list."""
+    check_source(source)
     if isinstance(source, (str, os.PathLike, Sequence)) or _is_dataframe(source) or _is_dataset(source):
         return source
     return list(source)

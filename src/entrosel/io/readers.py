@@ -101,6 +101,8 @@ def read_records(path: str | Path, input_format: str | None = None,
     """Stream the records of ``path``. Raises :class:`InputError` on bad input unless
     ``rejects`` skips it; a file with no records at all is always an error. ``path`` may
     name a Hub data set (``hf://datasets/OWNER/NAME[/CONFIG][@REVISION]:SPLIT``)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"an input is a file or folder name, not {type(path).__name__}")
     hub = hub_name(path, input_format)
     if hub is not None:
         if input_format not in (None, "hf"):

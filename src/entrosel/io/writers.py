@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -32,6 +33,9 @@ def output_format_for(path: str | Path, flag: str | None = None) -> str:
     """The format to write ``path`` in: from its extension (``.gz`` looked through for JSONL,
     JSON and CSV); a name with none is a HF folder. ``flag``: the option that named it, for
     the message."""
+    named = f"{flag}: " if flag else ""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"{named}an output is a file name, not {type(path).__name__}")
     p = Path(path)
     suffix = (p.with_suffix("") if _gzipped(p) else p).suffix.lower()
     fmt = SUFFIX_FORMATS.get(suffix)
@@ -39,7 +43,6 @@ def output_format_for(path: str | Path, flag: str | None = None) -> str:
         return fmt
     if suffix == "" and not _gzipped(p):
         return "hf"
-    named = f"{flag}: " if flag else ""
     raise InputError(f"{named}cannot tell the output format from {p.name!r}; use one of .jsonl .json "
                      ".csv .parquet (.jsonl.gz .json.gz .csv.gz), or a folder name for a "
                      "Hugging Face dataset", p)
