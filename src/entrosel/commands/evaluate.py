@@ -43,7 +43,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
                           batch_size=a.batch_size, context=a.context, tokenizer_data=a.tokenizer_data,
                           rank_prompts=a.rank_prompts, rank_candidates=a.rank_candidates,
                           input_format=a.input_format, text_field=a.text_field, template=a.template,
-                          progress=a.progress)
+                          threads=a.threads, precision=a.precision, progress=a.progress)
     if not a.eval:
         raise InputError("give at least one held-out set with --eval")
     results = evaluator.run(a.subsets, a.eval, a.output, log=log)
@@ -94,7 +94,11 @@ def add_evaluate_parser(verbs: Any) -> None:
                       help="train and measure on all tokens, or only the assistant turns (SFT loss)")
     work.add_argument("--seeds", type=_seeds, default=[0], metavar="S,S,...",
                       help="training seeds; each subset is trained once per seed (default: 0)")
-    device_option(work)  # bfloat16 on GPU
+    device_option(work)
+    work.add_argument("--threads", type=int, help="PyTorch threads on CPU (default: every core)")
+    work.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                      help="bfloat16 autocast for training and measuring (weights stay float32); "
+                           "auto: bfloat16 on GPU, float32 on CPU")
     work.add_argument("--learning-rate", type=float, help="peak learning rate (default: by size; 5e-5 with --model)")
     work.add_argument("--batch-size", type=int, help="rows per step (default: 16; 8 with --model)")
     work.add_argument("--context", type=int, help="with --model: tokens per row (default: 512)")

@@ -20,15 +20,17 @@ from entrosel.pool import InputOptions, Source, rendered_records
 def probe_train(input: Source, output: str | Path, *, size: str = "tiny", epochs: int = 1,
                 seed: int = 0, learning_rate: float | None = None, batch_size: int | None = None,
                 device: str = "auto", input_format: str | None = None, text_field: str | None = None,
-                template: str | None = None, on_error: str = "raise",
+                template: str | None = None, on_error: str = "raise", threads: int | None = None,
                 progress: bool | None = None) -> dict[str, Any]:
-    """Train the data probe on the rendered records of ``input``; see :func:`train_probe`."""
-    from entrosel.probe.train import check_probe_options, train_probe  # needs the [lm] extra
+    """Train the data probe on the rendered records of ``input``; see :func:`train_probe`.
+    ``threads``: PyTorch's threads on CPU (default: every core)."""
+    from entrosel.probe.train import check_probe_options, set_threads, train_probe  # needs the [lm] extra
     from entrosel.scoring.lm import resolve_device
 
     check_probe_options(size=size, epochs=epochs, seed=seed, learning_rate=learning_rate,
                         batch_size=batch_size)
     device = resolve_device(device)
+    set_threads(threads)
     options = InputOptions(input_format, "text", text_field, template, on_error)
     rejects = Rejects(on_error)
     texts = [turns_text(turns) for _, turns in rendered_records(input, options, rejects)]
@@ -80,7 +82,8 @@ def prune_pool(input: Source, output: str | Path, *, keep: float | None = None, 
         if model is None:
             scorer.model = str(Path(work) / "probe")
             probe_train(input, scorer.model, size=probe_size, epochs=epochs, seed=seed,
-                        device=scorer.device, on_error="skip", progress=progress, **read)
+                        device=scorer.device, on_error="skip", threads=scorer.threads, progress=progress,
+                        **read)
         scores = Path(scores_out) if scores_out else Path(work) / "scores.jsonl"
         scored = score(scorer, input, scores, progress=progress, engine=runner)
         s = select_by_score(input, output, method="prune", scores=str(scores), by="info", keep=keep,

@@ -55,8 +55,10 @@ class Measures:
 
     def __init__(self, evals: list[TextSet | ChoiceSet], names: list[str], tokenizer: Any, *,
                  target: str = "all", context: int = 128, batch_size: int = 16,
-                 rank_prompts: int = 100, rank_candidates: int = 4, device: str = "cpu") -> None:
+                 rank_prompts: int = 100, rank_candidates: int = 4, device: str = "cpu",
+                 precision: str = "auto") -> None:
         self.evals, self.names, self.tokenizer = evals, names, tokenizer
+        self.precision = precision
         self.target, self.context, self.batch_size, self.device = target, context, batch_size, device
         self.ranking = {name: ranking_items(ev, rank_prompts, rank_candidates)
                         for ev, name in zip(evals, names) if isinstance(ev, TextSet)}
@@ -68,10 +70,10 @@ class Measures:
                         stride=max(1, self.context * 3 // 4), target=target, device=self.device)
 
     def measure(self, model: Any) -> dict[str, dict[str, float]]:
-        from entrosel.evaluate.train import autocast
+        from entrosel.probe.train import autocast
 
         out = {}
-        with autocast(self.device):
+        with autocast(self.device, self.precision):
             for ev, name in zip(self.evals, self.names):
                 out[name] = (self.choice(model, ev) if isinstance(ev, ChoiceSet)
                              else self.text(model, ev, self.ranking.get(name, [])))
@@ -79,14 +81,17 @@ class Measures:
 
     def text(self, model: Any, ev: TextSet, ranking: list) -> dict[str, float]:
         total, tokens = _nll(self._scorer(model, self.target).score(ev.samples))
-        result = {"loss": float(total.sum() / max(1, tokens.sum())), "tokens": int(tokens.sum())}
+        result = {"loss": float(total.sum() / max(1, tokens.sum())), "tokens": int(tokens.sum()),
+                  # per record, for intervals over the held-out records (a bootstrap)
+                  "per_record": {"nll": total.tolist(), "tokens": tokens.tolist()}}
         if ranking:
             samples = [prompt + [Turn("assistant", c)] for prompt, cands in ranking for c in cands]
             rows = self._scorer(model, "response").score(samples)
             mean = np.array([r["nll_mean"] for r in rows]).reshape(len(ranking), -1)
             # the true response (column 0) must beat every other strictly
             wins = (mean[:, :1] < mean[:, 1:]).all(axis=1)
-            result |= {"rank_acc": float(wins.mean()), "rank_prompts": len(ranking),
+            result |= {"rank_acc": float(wins.mean()), "rank_wins": wins.astype(int).tolist(),
+                       "rank_prompts": len(ranking),
                        "rank_candidates": int(mean.shape[1])}
         return result
 
@@ -110,4 +115,4 @@ class Measures:
             gold_nll += nll[item.answer]
             gold_tokens += int(tokens[item.answer])
         return {"loss": gold_nll / max(1, gold_tokens), "tokens": gold_tokens,
-                "acc": float(np.mean(acc)), "acc_norm": float(np.mean(acc_norm)), "questions": len(ev.items)}
+                "correct": [int(c) for c in acc], "acc": float(np.mean(acc)), "acc_norm": float(np.mean(acc_norm)), "questions": len(ev.items)}

@@ -41,8 +41,12 @@ def _per_seed(run: dict[str, Any], names: list[str], choice: list[str]) -> dict[
             "eval_acc": _with_mean({n: ev[n]["acc"] for n in choice}),
             "eval_acc_norm": _with_mean({n: ev[n]["acc_norm"] for n in choice}),
             "eval_rank_acc": _with_mean({n: ev[n]["rank_acc"] for n in names if "rank_acc" in ev[n]}),
-            "steps": run["steps"], "trained_tokens": run["trained_tokens"], "seconds": run["seconds"],
-            "tokens_per_s": run["tokens_per_s"], "losses": run["losses"]}
+            "steps": run["steps"], "trained_tokens": run["trained_tokens"],
+            "supervised_tokens": run.get("supervised_tokens"), "seconds": run["seconds"],
+            "tokens_per_s": run["tokens_per_s"], "losses": run["losses"],
+            # per evaluation example (for intervals over examples): losses, choices right, ranks won
+            "detail": {n: {k: ev[n][k] for k in ("per_record", "correct", "rank_wins") if k in ev[n]}
+                       for n in names}}
 
 
 def _compare(row: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
@@ -68,6 +72,7 @@ def summarise(rows: list[dict[str, Any]], eval_sets: list, eval_names: list[str]
         seeds = [_per_seed(run, eval_names, choice) for run in row["runs"]]
         out = {k: v for k, v in row.items() if k != "runs"}
         out["trained_tokens"] = seeds[0]["trained_tokens"]
+        out["supervised_tokens"] = seeds[0]["supervised_tokens"]
         out["L"] = float(np.mean([s["L"] for s in seeds]))
         out["L_std"] = _std([s["L"] for s in seeds])
         for measure in MEASURES:

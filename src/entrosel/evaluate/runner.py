@@ -6,6 +6,9 @@ together (or on ``tokenizer_data``, a pool independent of the held-out sets). Ea
 finished (subset, seed) run is kept under ``OUTPUT/runs/`` under a hash of the subset's
 content, the held-out sets' content, the tokenizer and every option that changes the
 numbers; a rerun skips it, so results survive a crash or Ctrl-C and come out the same.
+The key holds content, not names: the sets' and the model files' SHA-256 and the hash of the
+source of the code that trains and measures (:func:`code_version`), so a change to any of
+them redoes the runs it touches and nothing else.
 """
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ from entrosel.io.atomic import atomic_path
 from entrosel.params import Param, check_params
 from entrosel.pool import InputOptions
 
-VERSION = 1  # bump when a change to training or measuring changes the numbers: old runs are redone
+# the modules whose code decides a run's numbers: their source is part of every run's key
+CODE = ("evaluate/train.py", "evaluate/measures.py", "evaluate/data.py", "probe/train.py", "scoring/lm.py",
+        "formats/render.py")
 SIZES_DEFAULT = "tiny"
 
 
@@ -32,20 +37,45 @@ _PARAMS: dict[str, Param] = {
     "tokens": Param(int, low=1), "epochs": Param(int, low=1),
     "learning_rate": Param(float, low=0, low_open=True), "batch_size": Param(int, low=1),
     "context": Param(int, low=1), "rank_prompts": Param(int, low=0),
-    "rank_candidates": Param(int, low=2)}
+    "rank_candidates": Param(int, low=2), "threads": Param(int, low=1)}
 
 
 def _sha(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def code_version() -> str:
+    """SHA-256 of the source of the modules that train and measure (:data:`CODE`)."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in CODE:
+        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
+    return digest.hexdigest()
+
+
+_FILE_SHA: dict[tuple[str, int, int], str] = {}
+
+
+def _file_sha(f: Path) -> str:
+    """A file's SHA-256, remembered for this process while its size and time stay the same."""
+    st = f.stat()
+    key = (str(f.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _FILE_SHA:
+        digest = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        _FILE_SHA[key] = digest.hexdigest()
+    return _FILE_SHA[key]
+
+
 def _model_identity(path: str) -> dict[str, Any]:
-    """Name, size and time of each file of a model: cheap, and changes when the model does."""
+    """The content of a model: each file's name and SHA-256 (a hub name: the name itself)."""
     p = Path(path)
+    if not p.exists():
+        return {"model": path}
     files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
-    return {"model": str(p.resolve()),
-            "files": [[str(f.relative_to(p) if p.is_dir() else f.name), f.stat().st_size,
-                       f.stat().st_mtime_ns] for f in files]}
+    return {"files": [[str(f.relative_to(p) if p.is_dir() else f.name), _file_sha(f)] for f in files]}
 
 
 @dataclass
@@ -71,6 +101,8 @@ class Evaluator:
     tokenizer_data: str | None = None
     rank_prompts: int = 100
     rank_candidates: int = 4
+    threads: int | None = None
+    precision: str = "auto"
     input_format: str | None = None
     text_field: str | None = None
     template: str | None = None
@@ -99,6 +131,9 @@ class Evaluator:
         else:
             self.model = str(self.model)  # a Path is welcome; the loader takes a string
         self.device = resolve_device(self.device)
+        from entrosel.probe.train import resolve_precision
+
+        self.precision_ = resolve_precision(self.precision, self.device)
 
     @property
     def _options(self) -> InputOptions:
@@ -162,7 +197,7 @@ class Evaluator:
             log: Any = None) -> dict[str, Any]:
         """Train on each subset for each seed, measure on ``evals``, write ``output``/
         ``results.json``, ``results.csv``, ``report.html``; return the results."""
-        from entrosel.commands.measure import measure_one
+        from entrosel.scoring.measure import measure_one
         from entrosel.evaluate.measures import Measures
         from entrosel.evaluate.results import summarise, write_outputs
         from entrosel.evaluate.train import fresh_copy, pack_rows, scratch_gpt2, train_rows
@@ -187,7 +222,10 @@ class Evaluator:
                                  "--model brings its own")
             check_overlap([read_text_set(self.tokenizer_data, self._options)], eval_sets,
                           "the tokenizer's data")
-        if self.model is not None:
+        from entrosel.probe.train import set_threads
+
+        set_threads(self.threads)
+        if self.model is not None and self._lm is None:  # loaded once for every run() of this Evaluator
             self._lm, self._lm_tokenizer = self._load_model()
         settings = self.settings()
         sub_names, eval_names = name_sets(sub_sets), name_sets(eval_sets)
@@ -203,8 +241,8 @@ class Evaluator:
         context = settings["context"]
         measures = Measures(eval_sets, eval_names, tokenizer, target=self.target, context=context,
                             rank_prompts=self.rank_prompts, rank_candidates=self.rank_candidates,
-                            device=self.device)
-        common = {"version": VERSION, "tokenizer": tokenizer_sha, "evals": [e.sha256 for e in eval_sets],
+                            device=self.device, precision=self.precision_)
+        common = {"code": code_version(), "precision": self.precision_, "tokenizer": tokenizer_sha, "evals": [e.sha256 for e in eval_sets],
                   "size": None if self.model else self.size,
                   "model": _model_identity(self.model) if self.model else None, "gguf_file": self.gguf_file,
                   "tokens": self.tokens, "epochs": self.epochs, "target": self.target, "device": self.device,
@@ -231,7 +269,7 @@ class Evaluator:
                          else scratch_gpt2(tokenizer, _spec(self.size), seed))
                 trained = train_rows(model, packed, total_rows, learning_rate=settings["learning_rate"],
                                      batch_size=settings["batch_size"], seed=seed, device=self.device,
-                                     progress=self.progress, description=f"{name} seed {seed}")
+                                     precision=self.precision_, progress=self.progress, description=f"{name} seed {seed}")
                 result = {"key": key, "subset": sub.path, "seed": seed, **trained,
                           "eval": measures.measure(model), "seconds": time.perf_counter() - t_run}
                 with atomic_path(path) as tmp:
@@ -246,7 +284,7 @@ class Evaluator:
                          "R": r, "runs": per_seed})
         results = summarise(rows, eval_sets, eval_names, options={
             **{f.name: _plain(getattr(self, f.name)) for f in fields(self)
-               if f.init and f.name != "progress"},
+               if f.init and f.name not in ("progress", "threads")},
             **settings, "seeds": list(self.seeds)}, tokenizer=tokenizer_note)
         results["seconds"] = time.perf_counter() - t0
         self.reused_runs = reused  # not in the results: a rerun must write the same file

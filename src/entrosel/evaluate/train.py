@@ -5,21 +5,20 @@ token, as the data probe packs them) with a flag per token saying whether it is 
 on (every token, or with ``target="response"`` only the assistant turns, the SFT loss),
 and cut into rows of the context length. Equal work: ``total_rows`` rows are trained on
 whatever the subset's size; a larger subset is cut to its first ``total_rows`` rows, a
-smaller one is cycled, each pass in a seeded random order. Optimiser and schedule are the
-data probe's (AdamW, 5% linear warm-up, cosine decay to zero, gradient clipping at 1).
+smaller one is cycled, each pass in a seeded random order. The training loop is the data
+probe's (:func:`entrosel.probe.train.train_steps`: AdamW, 5% linear warm-up, cosine decay to
+zero, gradient clipping at 1).
 """
 from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from entrosel.errors import InputError
 from entrosel.formats.render import Turn
-from entrosel.probe.train import ProbeSize, _torch_and_gpt2, warmup_cosine
-from entrosel.progress import Progress
+from entrosel.probe.train import ProbeSize, _Batches, _torch_and_gpt2, train_steps
 from entrosel.scoring.lm import LMScorer
 
 IGNORE = -100  # the label transformers' loss leaves out
@@ -101,50 +100,28 @@ def fresh_copy(model: Any, seed: int) -> Any:
     return copy.deepcopy(model)
 
 
-def autocast(device: str):
-    """bfloat16 mixed precision on a GPU (weights and optimiser stay float32); nothing on CPU."""
-    import contextlib
-
-    torch, _, _ = _torch_and_gpt2()
-    if device.startswith("cuda"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def train_rows(model: Any, rows: Rows, total_rows: int, *, learning_rate: float, batch_size: int,
-               seed: int, device: str = "cpu", progress: bool | None = None,
+               seed: int, device: str = "cpu", precision: str = "auto", progress: bool | None = None,
                description: str = "training") -> dict[str, Any]:
-    """Train ``model`` in place on ``total_rows`` rows of ``rows`` (see :func:`plan`).
+    """Train ``model`` in place on ``total_rows`` rows of ``rows`` (see :func:`plan`), by the
+    probe's training loop (:func:`entrosel.probe.train.train_steps`).
 
     Returns ``losses`` (each step's), ``L`` (the mean loss of the steps of the first pass,
-    the entropy law's first-epoch loss), ``steps``, ``trained_tokens`` (tokens read) and
+    the entropy law's first-epoch loss), ``steps``, ``trained_tokens`` (tokens read),
+    ``supervised_tokens`` (tokens whose loss is trained on, counted over the rows read) and
     ``train_seconds``.
     """
     torch, _, _ = _torch_and_gpt2()
     order = plan(len(rows), total_rows, seed)
     steps = math.ceil(len(order) / batch_size)
     first_pass = math.ceil(min(len(rows), total_rows) / batch_size)
-    model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    scheduler = warmup_cosine(optimizer, steps)
-    losses: list[float] = []
-    t0 = time.perf_counter()
-    with Progress(description, total=steps, unit=" steps", enabled=progress) as bar:
-        for step in range(steps):
-            index = torch.tensor(order[step * batch_size:(step + 1) * batch_size])
-            ids, labels = rows.ids[index].to(device), rows.labels[index].to(device)
-            with autocast(device):
-                loss = model(input_ids=ids, labels=labels).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-            bar.update(1, postfix=f"loss {losses[-1]:.3f}")
-    seconds = time.perf_counter() - t0
-    model.eval()
+    indices = [torch.tensor(order[step * batch_size:(step + 1) * batch_size]) for step in range(steps)]
+    losses, seconds = train_steps(model, _Batches(rows.ids, rows.labels, indices), learning_rate=learning_rate,
+                                  device=device, precision=precision, progress=progress,
+                                  description=description)
     trained = len(order) * rows.ids.shape[1]
+    # a row's first label is never a target (transformers shifts labels by one)
+    supervised = int((rows.labels[torch.tensor(order)][:, 1:] != IGNORE).sum())
     return {"losses": losses, "L": sum(losses[:first_pass]) / first_pass, "steps": steps,
-            "trained_tokens": trained, "train_seconds": seconds,
+            "trained_tokens": trained, "supervised_tokens": supervised, "train_seconds": seconds,
             "tokens_per_s": trained / seconds if seconds > 0 else float("nan")}

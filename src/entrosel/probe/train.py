@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from entrosel.errors import InputError
 from entrosel.params import Param, check_params
@@ -124,13 +124,116 @@ def warmup_cosine(optimizer, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
+def cpu_threads() -> int:
+    """The cores this process may run on (the default of ``--threads``)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def set_threads(threads: int | None) -> int:
+    """Set PyTorch's intra-op threads to ``threads`` (``None`` or 0: every core this process
+    may use); return the number set. PyTorch's own default can be lower (OMP_NUM_THREADS)."""
+    torch, _, _ = _torch_and_gpt2()
+    n = int(threads) if threads else cpu_threads()
+    if n < 1:
+        raise InputError(f"--threads must be at least 1 (0: every core), not {threads}")
+    torch.set_num_threads(n)
+    return n
+
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def cpu_bf16() -> bool:
+    """Whether this CPU has native bfloat16 instructions (AVX512-BF16 or AMX), where
+    PyTorch's oneDNN kernels run bfloat16 matrix products fast."""
+    torch, _, _ = _torch_and_gpt2()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto``: bfloat16 autocast on a GPU, float32 on CPU (the same numbers as before this
+    option existed; bfloat16 on CPU is asked for by name: benchmarks/bench_train_speed.py
+    measures its speed and its loss against float32); ``bfloat16`` on a CPU without bfloat16
+    instructions is refused."""
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "auto":
+        return "bfloat16" if device.startswith("cuda") else "float32"
+    if precision == "bfloat16" and device == "cpu" and not cpu_bf16():
+        raise InputError("--precision bfloat16: this CPU has no bfloat16 instructions (avx512_bf16 or amx)")
+    return precision
+
+
+def autocast(device: str, precision: str = "auto"):
+    """bfloat16 mixed precision (weights and optimiser stay float32) when ``precision``
+    resolves to bfloat16 on ``device``; nothing otherwise."""
+    import contextlib
+
+    torch, _, _ = _torch_and_gpt2()
+    if resolve_precision(precision, device) == "bfloat16":
+        return torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_steps(model, batches: Sequence[Any], *, learning_rate: float, device: str = "cpu",
+                precision: str = "auto", progress: bool | None = None,
+                description: str = "training") -> tuple[list[float], float]:
+    """The one training loop of the probe and of ``evaluate``: ``model`` trained in place, one
+    step per ``(input_ids, labels)`` of ``batches`` (labels ``-100`` where not trained on;
+    transformers shifts them by one inside). AdamW (weight decay 0.01), 5% linear warm-up
+    then cosine decay to zero over ``len(batches)`` steps, gradients clipped at norm 1.
+    Returns each step's loss and the seconds taken."""
+    torch, _, _ = _torch_and_gpt2()
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
+    scheduler = warmup_cosine(optimizer, len(batches))
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    with Progress(description, total=len(batches), unit=" steps", enabled=progress) as bar:
+        for ids, labels in batches:
+            with autocast(device, precision):
+                loss = model(input_ids=ids.to(device), labels=labels.to(device)).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            bar.update(1, postfix=f"loss {losses[-1]:.3f}")
+    model.eval()
+    return losses, time.perf_counter() - t0
+
+
+class _Batches(Sequence):
+    """Rows of ``data`` picked by each index tensor, built when the loop asks (no copy of the
+    whole plan in memory)."""
+
+    def __init__(self, data: Any, labels: Any, indices: list[Any]) -> None:
+        self.data, self.labels, self.indices = data, labels, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k):
+        rows = self.indices[k]
+        return self.data[rows], self.labels[rows]
+
+
 def train_model(blocks, tokenizer, spec: ProbeSize, *, epochs: int = 1, seed: int = 0,
                 learning_rate: float | None = None, batch_size: int | None = None,
-                device: str = "cpu", progress: bool | None = None):
+                device: str = "cpu", precision: str = "auto", progress: bool | None = None):
     """Train a GPT-2 of ``spec`` from scratch on packed ``blocks``; return it with its metrics.
 
-    Every epoch visits the blocks in a seeded random order; AdamW, 5% linear warm-up, then
-    a cosine decay to zero. ``first_epoch_loss`` is the mean training loss of epoch one.
+    Every epoch visits the blocks in a seeded random order (:func:`train_steps`).
+    ``first_epoch_loss`` is the mean training loss of epoch one.
     """
     torch, GPT2Config, GPT2LMHeadModel = _torch_and_gpt2()
     check_probe_options(epochs=epochs, seed=seed, learning_rate=learning_rate, batch_size=batch_size)
@@ -141,37 +244,21 @@ def train_model(blocks, tokenizer, spec: ProbeSize, *, epochs: int = 1, seed: in
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=spec.context, n_embd=spec.n_embd,
                         n_layer=spec.n_layer, n_head=spec.n_head, bos_token_id=tokenizer.bos_token_id,
                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    model = GPT2LMHeadModel(config).to(device)
+    model = GPT2LMHeadModel(config)
     model.loss_type = "ForCausalLM"  # the class name does not tell transformers; this is its default
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     steps_per_epoch = math.ceil(n_blocks / bs)
-    total = steps_per_epoch * epochs
-    scheduler = warmup_cosine(optimizer, total)
     generator = torch.Generator().manual_seed(seed)
-    losses: list[float] = []
-    epoch_losses: list[float] = []
-    model.train()
-    with Progress("training probe", total=total, unit=" steps", enabled=progress) as bar:
-        for _ in range(epochs):
-            order = torch.randperm(n_blocks, generator=generator)
-            epoch_sum = 0.0
-            for step in range(steps_per_epoch):
-                batch = blocks[order[step * bs:(step + 1) * bs]].to(device)
-                # labels equal to the inputs: transformers shifts them by one inside
-                loss = model(input_ids=batch, labels=batch).loss
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                scheduler.step()
-                value = loss.item()
-                losses.append(value)
-                epoch_sum += value
-                bar.update(1, postfix=f"loss {value:.3f}")
-            epoch_losses.append(epoch_sum / steps_per_epoch)
-    model.eval()
+    indices = []
+    for _ in range(epochs):
+        order = torch.randperm(n_blocks, generator=generator)
+        indices += [order[step * bs:(step + 1) * bs] for step in range(steps_per_epoch)]
+    # labels equal to the inputs: every token is trained on
+    losses, _ = train_steps(model, _Batches(blocks, blocks, indices), learning_rate=lr, device=device,
+                            precision=precision, progress=progress, description="training probe")
+    epoch_losses = [sum(losses[e * steps_per_epoch:(e + 1) * steps_per_epoch]) / steps_per_epoch
+                    for e in range(epochs)]
     metrics = {"first_epoch_loss": epoch_losses[0], "epoch_losses": epoch_losses, "losses": losses,
-               "steps": total, "blocks": n_blocks, "epochs": epochs, "seed": seed,
+               "steps": len(indices), "blocks": n_blocks, "epochs": epochs, "seed": seed,
                "learning_rate": lr, "batch_size": bs, "architecture": asdict(spec)}
     return model, metrics
 
@@ -191,7 +278,7 @@ def evaluation_loss(model, blocks, batch_size: int = 32, device: str = "cpu") ->
 
 def train_probe(texts: Iterable[str], output: str | Path, *, size: str = "tiny", epochs: int = 1,
                 seed: int = 0, learning_rate: float | None = None, batch_size: int | None = None,
-                device: str = "cpu", progress: bool | None = None) -> dict[str, Any]:
+                device: str = "cpu", precision: str = "auto", progress: bool | None = None) -> dict[str, Any]:
     """Train the probe on ``texts``; save a Hugging Face model folder with ``metrics.json``.
 
     Returns the metrics: the loss of every step, the mean loss of each epoch
@@ -209,7 +296,7 @@ def train_probe(texts: Iterable[str], output: str | Path, *, size: str = "tiny",
     blocks, n_tokens = pack_blocks(texts, tokenizer, spec.context)
     model, trained = train_model(blocks, tokenizer, spec, epochs=epochs, seed=seed,
                                  learning_rate=learning_rate, batch_size=batch_size,
-                                 device=device, progress=progress)
+                                 device=device, precision=precision, progress=progress)
     metrics = {**trained, "tokens": max(n_tokens, spec.context), "texts": len(texts), "size": size,
                "seconds": time.perf_counter() - t0}
     with atomic_path(output) as tmp:

@@ -213,6 +213,8 @@ class LanguageModelScorer(Scorer):
                           param=Param(str, choices=("mean", "total")), group="lm")
     standardize: bool = option(False, "z-score the LM term and word_surprisal over the pool "
                                "before adding them", param=Param(bool), group="lm")
+    threads: int | None = option(None, "PyTorch threads on CPU (default: every core)",
+                                 param=Param(int, low=1), group="lm")
 
     help: ClassVar[str] = "description length under a causal LM (information content)"
     description: ClassVar[str] = (
@@ -242,10 +244,12 @@ class LanguageModelScorer(Scorer):
     def rows(self, source: Source, rejects: Rejects, *, engine: Engine, shard: Shard | None,
              loaded: Any, progress: bool | None) -> Iterator[dict[str, Any]]:
         from entrosel.engines.shards import block_of
+        from entrosel.probe.train import set_threads
         from entrosel.scoring.lm import LMScorer, resolve_device
 
         options = self.input_options()
         self.device_ = resolve_device(self.device)
+        set_threads(self.threads)  # here: the process that scores, wherever the model loaded
         lm, self.tokenizer_ = loaded if loaded is not None else self.load()
         self.dtype_ = str(next(lm.parameters()).dtype)
         self.scorer_ = LMScorer(lm, self.tokenizer_, batch_size=self.batch_size,
