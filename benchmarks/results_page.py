@@ -194,8 +194,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def load(folder: Path = RESULTS) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    result = json.loads((folder / "results.json").read_text())
+def load(folder: Path = RESULTS, results: Path | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    result = json.loads((results or folder / "results.json").read_text())
     speed_file = folder / "train_speed.json"
     return result, (json.loads(speed_file.read_text()) if speed_file.exists() else None)
 
@@ -218,8 +218,10 @@ def section_of(page: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="only compare the page with the JSON")
+    p.add_argument("--results", type=Path, help="read this copy of results.json (e.g. a snapshot taken while "
+                                                "the grid rewrites the file)")
     a = p.parse_args(argv)
-    result, speed = load()
+    result, speed = load(results=a.results)
     section = render(result, speed)
     page = PAGE.read_text()
     if a.check:
