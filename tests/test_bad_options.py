@@ -251,6 +251,14 @@ CASES = [
     ("run {inputs}/level.yaml {pool} -o {out}/final.jsonl --work-dir {out}/steps", "level"),
     ("run {missing} {pool} -o {out}/final.jsonl --work-dir {out}/steps", "{missing}"),
     ("run {inputs}/ok.yaml {missing} -o {out}/final.jsonl --work-dir {out}/steps", "{missing}"),
+    ("run {inputs}/ok.yaml {pool} -o {out}/final.jsonl --work-dir {out}/steps --trace {out}/t.txt",
+     "--trace"),
+    # ---- --trace and the id lists (filter, select, run), explain
+    ("filter length {pool} -o {out}/f.jsonl --min-chars 10 --trace {out}/t.txt", "--trace"),
+    ("select zip {pool} -o {out}/z.jsonl --budget 2 --write-kept-ids {out}/k.pdf", "--write-kept-ids"),
+    ("select random {pool} -o {out}/z.jsonl --budget 2 --write-removed-ids {out}/r.pdf",
+     "--write-removed-ids"),
+    ("explain d1 --trace {missing}", "{missing}"),
     # ---- law measure
     (_LAW + " --level 10", "--level"),
     (_LAW + " --loss -1", "--loss"),

@@ -13,8 +13,8 @@ from entrosel.commands.data import export_sharegpt
 from entrosel.commands.law import law_check, law_measure, law_report, law_track
 from entrosel.commands.measure import measure
 from entrosel.commands.probe import probe_train, prune_pool
-from entrosel.commands.options import (GROUP_TITLES, class_options, device_option,
-                                       engine_option_names, engine_options, engine_settings,
+from entrosel.commands.options import (GROUP_TITLES, class_options, device_option, drop_options,
+                                       drop_outputs, engine_option_names, engine_options, engine_settings,
                                        field_options, from_args, input_options, input_output,
                                        print_summary, progress_option, shard_option, unescape)
 from entrosel.commands.sharded import score
@@ -58,7 +58,8 @@ def _cmd_score(cls: type[Scorer], a: argparse.Namespace) -> int:
 
 def _cmd_select(cls: type[Selector], a: argparse.Namespace) -> int:
     selector = from_args(cls, a)
-    s = selector.select_file(a.input, a.output, scores_out=getattr(a, "scores_out", None))
+    s = selector.select_file(a.input, a.output, scores_out=getattr(a, "scores_out", None),
+                             **drop_outputs(a))
     _summary(f"select {cls.name}", s, selector.summary(s))
     return 0
 
@@ -73,6 +74,7 @@ def _select_parsers(verbs: Any) -> None:
         class_options(p, cls)
         if cls.scores_out_help:
             p.add_argument("--scores-out", metavar="FILE", help=cls.scores_out_help)
+        drop_options(p)
         progress_option(p)  # every verb takes it; a selector without a progress bar ignores it
         p.set_defaults(run=functools.partial(_cmd_select, cls))
 
@@ -315,9 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_prune)
 
     from entrosel.commands.filter import add_filter_parsers
-    from entrosel.commands.recipe import add_run_parser
+    from entrosel.commands.recipe import add_explain_parser, add_run_parser
     add_filter_parsers(verbs)
     add_run_parser(verbs)
+    add_explain_parser(verbs)
     law = verbs.add_parser("law", help="the entropy law: R and L of data versions, risk warnings",
                            description="The entropy law's second use: see early that a new version "
                                        "of a training set is likely to make the model worse.")

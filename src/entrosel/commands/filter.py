@@ -15,6 +15,7 @@ from entrosel.engines import Engine
 from entrosel.errors import InputError
 from entrosel.filters import FILTERS, Dedup, Filter, LengthFilter, ScoreFilter
 from entrosel.io.records import Record, Rejects, rejects_path
+from entrosel.io.trace import DropLog, log_run, record_id
 from entrosel.io.writers import output_format_for, write_records
 from entrosel.params import flag
 from entrosel.pool import InputOptions, Source, iter_records
@@ -45,30 +46,46 @@ class FilterSummary(RunSummary):
 def filter_to_file(step: Filter, input: Source, output: str | Path, *,
                    input_format: str | None = None, text_field: str | None = None,
                    template: str | None = None, on_error: str = "raise",
-                   removed_out: str | Path | None = None,
+                   removed_out: str | Path | None = None, trace: str | Path | None = None,
+                   kept_ids: str | Path | None = None, removed_ids: str | Path | None = None,
                    progress: bool | None = None, engine: Engine | None = None) -> FilterSummary:
     """Fit ``step`` on ``input`` and write the records it keeps to ``output`` (atomically);
     ``removed_out``: the removed records' index, id, reason, detail (and for duplicates the
-    kept record's index and id, and the similarity)."""
+    kept record's index and id, and the similarity); ``trace``: one row per record that does
+    not stay, removed or bad, with why (see :mod:`entrosel.io.trace`); ``kept_ids`` and
+    ``removed_ids``: their ids, one per row."""
     t0 = time.perf_counter()
     step.validate()
     options = InputOptions(input_format, "text", text_field, template, on_error)
     output_format_for(output, "-o")  # a bad output name fails before the work
     if removed_out is not None:
         output_format_for(removed_out, "--removed-out")
+    log = DropLog(trace, kept_ids, removed_ids)
     step.fit(input, options, progress, engine)
     removed_rows: list[dict[str, Any]] = []
     like = input if isinstance(input, (str, Path)) else None
-    n = write_records(split(step, iter_records(input, input_format, Rejects("skip")), removed_rows),
-                      output, like=like)
+    records = iter_records(input, input_format, Rejects("skip"))
+    ids: dict[int, Any] = {}
+    if log.wanted:
+        records = _noting_ids(records, ids)
+    n = write_records(split(step, records, removed_rows), output, like=like)
     removed_file = None
     if removed_out is not None:
         write_records(removed_rows, removed_out)
         removed_file = Path(removed_out)
+    if log.wanted:
+        log_run(log, ids, (i for i in ids if step.is_kept(i)), step.removals(), f"filter {step.name}")
+        log.write()
     rejects_file = step.rejects_.write(rejects_path(output))
     return FilterSummary(n, len(step.rejects_), time.perf_counter() - t0, Path(output),
                          rejects_file, judged=step.records_, removed=dict(step.counts_),
-                         removed_file=removed_file)
+                         removed_file=removed_file, note=log.note())
+
+
+def _noting_ids(records: Iterable[Record], ids: dict[int, Any]) -> Iterator[Record]:
+    for record in records:
+        ids[record.index] = record_id(record)
+        yield record
 
 
 def split(step: Filter, records: Iterable[Record], removed_rows: list[dict[str, Any]]) -> Iterator[Record]:
@@ -128,13 +145,17 @@ def _step_from_args(a: argparse.Namespace) -> Filter:
 
 
 def _cmd_filter(a: argparse.Namespace) -> int:
+    from entrosel.commands.options import drop_outputs
+
     step = _step_from_args(a)
     s = filter_to_file(step, a.input, a.output, input_format=a.input_format,
                        text_field=a.text_field, template=a.template,
-                       on_error=a.on_error, removed_out=a.removed_out, progress=a.progress)
+                       on_error=a.on_error, removed_out=a.removed_out, progress=a.progress,
+                       **drop_outputs(a))
     if isinstance(step, Dedup) and step.near:
-        s.note = (f"MinHash {step.num_perm} permutations, {step.bands_} bands x {step.rows_} rows, "
-                  f"threshold {step.threshold:g}, word {step.ngram}-grams")
+        minhash = (f"MinHash {step.num_perm} permutations, {step.bands_} bands x {step.rows_} rows, "
+                   f"threshold {step.threshold:g}, word {step.ngram}-grams")
+        s.note = "; ".join(x for x in (minhash, s.note) if x)
     print(s.line(f"filter {a.filter}"), file=sys.stderr)
     return 0
 
@@ -146,7 +167,8 @@ def _doc(cls: type) -> str:
 
 def add_filter_parsers(verbs: Any) -> None:
     """``entrosel filter ...``: hooked into :func:`entrosel.cli.build_parser`."""
-    from entrosel.commands.options import class_options, input_options, input_output, progress_option
+    from entrosel.commands.options import (class_options, drop_options, input_options, input_output,
+                                           progress_option)
 
     filt = verbs.add_parser("filter", help="clean the pool: length, exact/near dedup, score bands",
                             description="Drop records from a pool before selecting; the kept "
@@ -158,6 +180,7 @@ def add_filter_parsers(verbs: Any) -> None:
         p.add_argument("--removed-out", metavar="FILE",
                        help="write one row per removed record: index, id, reason, detail "
                             "(duplicates: duplicate_of, duplicate_of_id, similarity)")
+        drop_options(p)
         progress_option(p)
         p.set_defaults(run=_cmd_filter)
 

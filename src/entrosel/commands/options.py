@@ -161,6 +161,26 @@ def shard_option(parser: Any) -> None:
                              "Slurm job arrays: --shard $SLURM_ARRAY_TASK_ID/N")
 
 
+def drop_options(parser: argparse.ArgumentParser) -> None:
+    """``--trace`` and the id lists, on every verb that drops records."""
+    g = parser.add_argument_group("what was dropped, and why")
+    g.add_argument("--trace", metavar="FILE",
+                   help="write one row per dropped input record (.jsonl or .parquet): id (its "
+                        "'id' field, else its index), index, step, reason, detail with the "
+                        "numbers; `entrosel explain ID --trace FILE` tells one record's story")
+    g.add_argument("--write-kept-ids", dest="kept_ids", metavar="FILE",
+                   help="write the kept records' ids, one per row: FILE.txt one per line, or a "
+                        ".jsonl/.parquet/.csv table with an 'id' column")
+    g.add_argument("--write-removed-ids", dest="removed_ids", metavar="FILE",
+                   help="write the dropped records' ids (every input record not kept), in the "
+                        "same forms")
+
+
+def drop_outputs(a: argparse.Namespace) -> dict[str, Any]:
+    """The keywords of :func:`drop_options` for the library's functions."""
+    return {"trace": a.trace, "kept_ids": a.kept_ids, "removed_ids": a.removed_ids}
+
+
 def progress_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_const", const=False,
                         default=None, help="hide the progress bar (shown on a terminal)")

@@ -39,14 +39,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from entrosel.commands.options import progress_option
+from entrosel.commands.options import drop_options, drop_outputs, progress_option
 from entrosel.errors import InputError
 from entrosel.filters import FILTERS
 from entrosel.filters.params import Param, ParameterError, check_params
 from entrosel.io.atomic import atomic_path
 from entrosel.io.fingerprint import content_sha256
-from entrosel.io.readers import INPUT_FORMATS
-from entrosel.io.records import Rejects
+from entrosel.io.readers import INPUT_FORMATS, hub_name
+from entrosel.io.records import Record, Rejects
+from entrosel.io.trace import DropLog, Removal, log_run, record_id, rejected_removal
 from entrosel.io.writers import output_format_for, write_records
 from entrosel.pool import InputOptions, RecordSet, iter_records
 from entrosel.scoring import SCORERS, RunSummary
@@ -107,14 +108,22 @@ class StepFiles:
     def marker(self) -> Path:
         return self.stem.with_name(self.stem.name + ".done.json")
 
+    @property
+    def drops(self) -> Path:
+        """Why each record the step did not pass on went (written for ``--trace``)."""
+        return self.stem.with_name(self.stem.name + ".drops.jsonl")
+
 
 @dataclass(frozen=True)
 class Outcome:
     """What a step did: the positions of the records it passes on, in their new order
-    (``None``: all of them, unchanged), and its one-line summary."""
+    (``None``: all of them, unchanged), and its one-line summary; ``drops`` gives, when
+    called (for ``--trace`` only), why each other record of its input went (position ->
+    :class:`Removal`, duplicates naming positions too)."""
 
     kept: list[int] | None
     line: str
+    drops: Callable[[], dict[int, Removal]] | None = None
 
 
 @dataclass(frozen=True)
@@ -162,13 +171,18 @@ def _filter_kind(name: str) -> StepKind:
 
         t0 = time.perf_counter()
         judge = cls(**step.options).fit(records, recipe.input_options(), recipe.progress)
+        kept = [p for p in range(len(records)) if judge.is_kept(p)]
+        # rows for the removed records name the kept ones they repeat: only those are read again
+        named = set(judge.removed_) | {r.duplicate_of for r in judge.removed_.values()
+                                        if r.duplicate_of is not None}
         removed: list[dict[str, Any]] = []
-        kept = [r.index for r in split(judge, iter_records(records), removed)]
+        for _ in split(judge, (Record(p, records[p].data, "", None) for p in sorted(named)), removed):
+            pass
         write_records(removed, files.removed)
         s = FilterSummary(len(kept), len(judge.rejects_), time.perf_counter() - t0, files.kept,
                           judge.rejects_.write(files.rejects), judged=judge.records_,
                           removed=dict(judge.counts_), removed_file=files.removed)
-        return Outcome(kept, s.line(step.kind))
+        return Outcome(kept, s.line(step.kind), judge.removals)
 
     constraints = _step_options(cls)
     reads_scores = _needs_scores(constraints)
@@ -244,7 +258,8 @@ def _selector_kind(name: str) -> StepKind:
         s = RunSummary(len(kept), len(rejects), time.perf_counter() - t0, files.kept,
                        rejects.write(files.rejects))
         return Outcome(kept, f"entrosel {step.kind}: {s.records:,} records{selector.summary(s)} in "
-                             f"{s.seconds:.1f}s -> {files.kept}")
+                             f"{s.seconds:.1f}s -> {files.kept}",
+                       lambda: selector.removals(range(len(records))))
 
     return StepKind(options, "records", check, run, reads_scores, cls.content_fields)
 
@@ -397,7 +412,7 @@ class PlannedStep:
     step: Step
     files: StepFiles
     # files the step also reads, by option name (filter score: scores; report: pool)
-    extras: dict[str, Path] = field(default_factory=dict)
+    extras: dict[str, str | Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -411,9 +426,10 @@ class RunResult:
     records: int | None
     seconds: float
     plan: list[str]
+    note: str = ""  # the files --trace and the id lists wrote
 
 
-def _plan(recipe: Recipe, input: Path, work: Path) -> list[PlannedStep]:
+def _plan(recipe: Recipe, input: str | Path, work: Path) -> list[PlannedStep]:
     planned, scores = [], None
     for step in recipe.steps:
         kind = STEPS[step.kind]
@@ -442,8 +458,20 @@ def _fingerprint(item: PlannedStep, given: str) -> str:
     files it reads, and the code's version."""
     blob = {"step": item.step.kind, "options": item.step.options, "given": given, "version": __version__}
     for name, path in item.extras.items():
-        blob[name] = content_sha256(path)
+        blob[name] = _content(path)
     return _digest(blob)
+
+
+def _content(source: str | Path) -> str:
+    """What a cache key holds of a file: the hash of its content; of a Hub data set (a name,
+    ``hf://datasets/...``), its name and the fingerprint ``datasets`` gives the copy it
+    loads (the same data give the same fingerprint, a new revision another)."""
+    hub = hub_name(source) if isinstance(source, str) else None
+    if hub is None:
+        return content_sha256(source)
+    from entrosel.io.readers import load_hub_dataset
+
+    return _digest({"hub": str(hub), "fingerprint": load_hub_dataset(hub)._fingerprint})
 
 
 def _done(item: PlannedStep, fingerprint: str) -> dict[str, Any] | None:
@@ -469,10 +497,18 @@ def _made(kind: StepKind, files: StepFiles, step: Step) -> list[Path]:
 def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
                output: str | Path | None = None, work_dir: str | Path | None = None,
                dry_run: bool = False, echo: Callable[[str], None] | None = None, *,
-               on_error: str | None = None, progress: bool | None = None) -> RunResult:
+               on_error: str | None = None, progress: bool | None = None,
+               trace: str | Path | None = None, kept_ids: str | Path | None = None,
+               removed_ids: str | Path | None = None) -> RunResult:
     """Run (or with ``dry_run``, plan) a recipe; ``input``/``output``/``work_dir`` and
     ``on_error`` override the recipe's. ``echo`` receives each step's summary line as it
-    finishes; ``progress``: the steps' progress bars (``None``: on a terminal).
+    finishes; ``progress``: the steps' progress bars (``None``: on a terminal). ``input`` may
+    name a Hub data set (``hf://datasets/...``).
+
+    ``trace``: one row per input record that did not reach ``output``, with the step that
+    dropped it (``read`` for records that could not be read) and why; every input record is
+    either in ``output`` or in the trace, once (see :mod:`entrosel.io.trace`).
+    ``kept_ids``/``removed_ids``: the ids of both, one per row.
 
     The input is read once; each step is handed the records the steps before it kept and
     leaves only small files (positions kept, scores, a report); the records are written
@@ -490,11 +526,16 @@ def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
         raise InputError("no input: give INPUT or put 'input:' in the recipe", recipe.path)
     if target is None and not dry_run:
         raise InputError("no output: give -o OUTPUT or put 'output:' in the recipe", recipe.path)
-    source = Path(source)
-    if not source.exists():
-        raise InputError("no such file or folder", source)
+    hub = hub_name(str(source), recipe.reading.get("input_format"))
+    if hub is not None:
+        source = str(hub)
+    else:
+        source = Path(source)
+        if not source.exists():
+            raise InputError("no such file or folder", source)
     if target is not None:
         output_format_for(target)
+    log = DropLog(trace, kept_ids, removed_ids)
     work = Path(work_dir or recipe.work_dir or f"{target}.steps")
     planned = _plan(recipe, source, work)
     echo = echo or (lambda line: None)
@@ -504,7 +545,9 @@ def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
         rejects = Rejects(recipe.reading.get("on_error", "raise"))
         records = RecordSet.read(source, recipe.reading.get("input_format"), rejects, progress)
         rejects.write(work / "00-input.rejects.jsonl")
-    given = _digest({"input": content_sha256(source), "reading": recipe.reading})
+        if log.wanted:
+            log_run(log, {}, [], {row["index"]: rejected_removal(row) for row in rejects.rejected}, "read", 0)
+    given = _digest({"input": _content(source), "reading": recipe.reading})
     lines, plan, cached, ran, known = [], [], 0, 0, True
     for item in planned:
         step, kind = item.step, STEPS[item.step.kind]
@@ -518,6 +561,7 @@ def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
             if known and kind.makes == "records":
                 given = _digest({"given": given, "kept": marker["kept"]})
             continue
+        drops = None
         if marker is not None:
             kept = np.load(item.files.kept).tolist() if kind.makes == "records" else None
             line = f"entrosel run: {step.label} cached -> {made[0]}"
@@ -527,6 +571,11 @@ def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
             scoped.options.update({name: str(path) for name, path in item.extras.items()})
             outcome = kind.run(records, item.files, scoped, recipe)
             kept, line = outcome.kept, outcome.line
+            if log.wanted and outcome.drops is not None:
+                drops = outcome.drops()
+                _write_drops(drops, item.files.drops)
+            else:  # one from an earlier run would no longer hold
+                item.files.drops.unlink(missing_ok=True)
             fingerprint = fingerprint or _fingerprint(item, given)
             if kind.makes == "records":
                 with atomic_path(item.files.kept) as tmp, open(tmp, "wb") as f:
@@ -538,6 +587,8 @@ def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
                     "kept": _digest(kept) if kept is not None else None}, indent=1) + "\n")
             ran += 1
         if kept is not None:
+            if log.wanted:
+                _log_step(log, records, kept, drops, item, marker)
             records = records.take(kept)
             given = _digest({"given": given, "kept": _digest(kept)})
         lines.append(line)
@@ -545,7 +596,63 @@ def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
     if dry_run:
         return RunResult(None, lines, cached, ran, None, time.perf_counter() - t0, plan)
     n = write_records(records, target, like=source)
-    return RunResult(Path(target), lines, cached, ran, n, time.perf_counter() - t0, plan)
+    if log.wanted:
+        for record in records:
+            log.keep(record_id(record))
+        log.write()
+    return RunResult(Path(target), lines, cached, ran, n, time.perf_counter() - t0, plan, log.note())
+
+
+def _write_drops(drops: dict[int, Removal], path: Path) -> None:
+    """A step's removals by position, for a later traced run that finds the step cached."""
+    rows = ({"position": p, **{k: v for k, v in dataclasses.asdict(r).items() if v is not None}}
+            for p, r in sorted(drops.items()))
+    write_records(rows, path)
+
+
+def _cached_drops(item: PlannedStep, marker: dict[str, Any] | None) -> dict[int, Removal]:
+    """The removals of a step that did not run now: its drops file; for a step cached by an
+    untraced run, what its files say (a filter's removed rows, any step's bad records)."""
+    from entrosel.io.readers import read_records
+
+    files = item.files
+    if files.drops.exists() and files.drops.stat().st_size:
+        fields = {f.name for f in dataclasses.fields(Removal)}
+        return {r.data["position"]: Removal(**{k: v for k, v in r.data.items() if k in fields})
+                for r in read_records(files.drops)}
+    out: dict[int, Removal] = {}
+    if files.rejects.exists():
+        out.update((r.data["index"], rejected_removal(r.data)) for r in read_records(files.rejects))
+    if files.removed.exists() and files.removed.stat().st_size:
+        for r in read_records(files.removed):
+            row = r.data
+            out[row["index"]] = Removal(row["reason"], row["detail"], row.get("duplicate_of"),
+                                        row.get("similarity"))
+    return out
+
+
+def _log_step(log: DropLog, records: RecordSet, kept: list[int],
+              drops: dict[int, Removal] | None, item: PlannedStep,
+              marker: dict[str, Any] | None) -> None:
+    """Trace the records of ``records`` (a step's input) that the step did not pass on."""
+    if drops is None:
+        drops = _cached_drops(item, marker)
+    gone = set(range(len(records))).difference(kept)
+    if not gone:
+        return
+    summary = (marker or {}).get("summary", "")
+    removals, ids = {}, {}
+    for p in gone:
+        r = drops.get(p) or Removal("not_kept", f"not passed on by {item.step.kind} (the step was "
+                                                f"cached by a run without --trace: {summary})")
+        if r.duplicate_of is not None:
+            dup = records[r.duplicate_of]
+            ids[dup.index] = record_id(dup)
+            r = dataclasses.replace(r, duplicate_of=dup.index)
+        record = records[p]
+        ids[record.index] = record_id(record)
+        removals[record.index] = r
+    log_run(log, ids, [], removals, item.step.kind, item.step.number)
 
 
 # ---- command line -------------------------------------------------------------------------------
@@ -553,14 +660,15 @@ def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
 def _cmd_run(a: argparse.Namespace) -> int:
     echo = (lambda line: print(line, file=sys.stderr))
     result = run_recipe(a.recipe, a.input, a.output, a.work_dir, a.dry_run, echo=echo,
-                        on_error=a.on_error, progress=a.progress)
+                        on_error=a.on_error, progress=a.progress, **drop_outputs(a))
     if a.dry_run:
         print(f"plan of {a.recipe}:")
         for line in result.plan:
             print("  " + line)
         return 0
+    note = f" ({result.note})" if result.note else ""
     print(f"entrosel run: {len(result.lines)} steps ({result.ran} run, {result.cached} cached), "
-          f"{result.records:,} records in {result.seconds:.1f}s -> {result.output}", file=sys.stderr)
+          f"{result.records:,} records in {result.seconds:.1f}s -> {result.output}{note}", file=sys.stderr)
     return 0
 
 
@@ -580,5 +688,24 @@ def add_run_parser(verbs: Any) -> None:
     p.add_argument("--on-error", choices=("raise", "skip"),
                    help="on a bad record: stop with file:line: reason, or skip it and write it to a "
                         "step's OUTPUT.rejects.jsonl (default: the recipe's on_error, else raise)")
+    drop_options(p)
     progress_option(p)
     p.set_defaults(run=_cmd_run)
+
+
+def _cmd_explain(a: argparse.Namespace) -> int:
+    from entrosel.io.trace import explain
+
+    print(explain(a.record, a.trace))
+    return 0
+
+
+def add_explain_parser(verbs: Any) -> None:
+    """``entrosel explain``: hooked into :func:`entrosel.cli.build_parser`."""
+    p = verbs.add_parser("explain", help="why a record was dropped: its row in a --trace file",
+                         description="Print one record's story from a trace written by --trace "
+                                     "(filter, select, run): the step that dropped it and why, "
+                                     "or that the trace does not list it (it was kept).")
+    p.add_argument("record", metavar="ID", help="the record's id: its 'id' field, else its input index")
+    p.add_argument("--trace", required=True, metavar="FILE", help="the trace (.jsonl or .parquet)")
+    p.set_defaults(run=_cmd_explain)

@@ -12,11 +12,11 @@ A record-level filter writes only ``judge(batch) -> [Removal | None, ...]``; a p
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Self
 
 from entrosel.formats.render import Turn
 from entrosel.io.records import Record, Rejects
+from entrosel.io.trace import Removal, rejected_removal
 from entrosel.pool import InputOptions, Source, iter_records, rendered_records
 from entrosel.progress import Progress
 from entrosel.registry import Registry
@@ -28,17 +28,6 @@ if TYPE_CHECKING:
 FILTERS: Registry = Registry("filter")
 
 _KEPT, _REMOVED = 1, 2
-
-
-@dataclass(frozen=True, slots=True)
-class Removal:
-    """Why a record was removed: a short ``reason`` (the summary counts by it), a ``detail``
-    for people, and for duplicates the input index of the kept record it repeats."""
-
-    reason: str
-    detail: str
-    duplicate_of: int | None = None
-    similarity: float | None = None
 
 
 Batch = list[tuple[Record, list[Turn]]]
@@ -116,6 +105,14 @@ class Filter(Step):
         for record in iter_records(source, input_format, Rejects("skip")):
             if self.is_kept(record.index):
                 yield record
+
+    def removals(self) -> dict[int, Removal]:
+        """Every input record that does not stay, by input index (after :meth:`fit`): the
+        removed ones (``removed_``) and the bad records met (reason ``rejected``)."""
+        out = {row["index"]: rejected_removal(row) for row in self.rejects_.rejected
+               if row.get("index") is not None}
+        out.update(self.removed_)
+        return out
 
     def removed_row(self, record: Record, ids: dict[int, Any]) -> dict[str, Any]:
         """One row of ``--removed-out`` for a removed record; ``ids``: input index -> id of

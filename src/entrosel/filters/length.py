@@ -88,9 +88,11 @@ class LengthFilter(Filter):
                 continue
             low, high = getattr(self, f"min_{unit}"), getattr(self, f"max_{unit}")
             if low is not None and n < low:
-                return Removal(f"min_{unit}", f"{n} {unit} < {flag('min_' + unit)} {low}")
+                return Removal(f"min_{unit}", f"{n} {unit} < {flag('min_' + unit)} {low}",
+                               value=n, threshold=low)
             if high is not None and n > high:
-                return Removal(f"max_{unit}", f"{n} {unit} > {flag('max_' + unit)} {high}")
+                return Removal(f"max_{unit}", f"{n} {unit} > {flag('max_' + unit)} {high}",
+                               value=n, threshold=high)
         return None
 
     def _responses(self, turns) -> Removal | None:
@@ -102,5 +104,6 @@ class LengthFilter(Filter):
         shortest = min(responses)
         if shortest < self.min_response_chars:
             return Removal("min_response_chars", f"an assistant turn of {shortest} chars < "
-                                                 f"--min-response-chars {self.min_response_chars}")
+                                                 f"--min-response-chars {self.min_response_chars}",
+                           value=shortest, threshold=self.min_response_chars)
         return None

@@ -72,9 +72,11 @@ class ScoreFilter(Filter):
             if math.isnan(value):
                 out.append(Removal("no_score", f"{self.by} is empty"))
             elif self.min is not None and value < self.min:
-                out.append(Removal(f"min_{self.by}", f"{self.by} {value:.6g} < --min {self.min:g}"))
+                out.append(Removal(f"min_{self.by}", f"{self.by} {value:.6g} < --min {self.min:g}",
+                                   value=value, threshold=self.min))
             elif self.max is not None and value > self.max:
-                out.append(Removal(f"max_{self.by}", f"{self.by} {value:.6g} > --max {self.max:g}"))
+                out.append(Removal(f"max_{self.by}", f"{self.by} {value:.6g} > --max {self.max:g}",
+                                   value=value, threshold=self.max))
             else:
                 out.append(None)
         return out

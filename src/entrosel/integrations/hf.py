@@ -8,16 +8,22 @@ as a ``Dataset`` again, every column kept (``pip install 'entrosel[hf]'``).
 
 Both read the rows the way the command line reads a file (the same rendering, options and
 errors), so they keep the same rows as ``entrosel filter``/``entrosel select`` on the same data.
+``trace_dataset`` gives every row back with why it would be dropped, as columns (the
+command line's ``--trace``):
+
+>>> traced = trace_dataset(ds, LengthFilter(min_chars=200))     # + drop_reason, drop_detail
+>>> traced.filter(lambda row: row["drop_reason"] is None)       # the rows filter_dataset keeps
 """
 from __future__ import annotations
 
 from typing import Any
 
 from entrosel.filters import Filter
+from entrosel.io.trace import drop_row
 from entrosel.pool import InputOptions
 from entrosel.selection import Selector
 
-__all__ = ["filter_dataset", "kept_indices", "select_dataset"]
+__all__ = ["filter_dataset", "kept_indices", "select_dataset", "trace_dataset"]
 
 
 def _check(dataset: Any) -> None:
@@ -47,3 +53,41 @@ def select_dataset(dataset: Any, selector: Selector) -> Any:
     selector's other learned attributes are set)."""
     _check(dataset)
     return dataset.select(selector.select(dataset))
+
+
+def trace_dataset(dataset: Any, step: Filter | Selector, options: InputOptions | None = None, *,
+                  prefix: str = "drop") -> Any:
+    """Every row of ``dataset``, in input order, with two more columns: ``{prefix}_reason``
+    (``None`` for a row the filter keeps or the selector picks, else a reason such as
+    ``min_chars``, ``near_duplicate``, ``not_selected``) and ``{prefix}_detail`` (with its
+    numbers, as a ``--trace`` row says it: ``17 chars < --min-chars 40``, ``near duplicate of
+    id d05, Jaccard 0.81``). ``step`` is fitted (a filter) or has selected (a selector), so
+    its learned attributes are set; ``options``: a filter's reading options (a selector has
+    its own fields)."""
+    _check(dataset)
+    if isinstance(step, Filter):
+        step.fit(dataset, options)
+        removals, label = step.removals(), f"filter {step.name}"
+    elif isinstance(step, Selector):
+        if options is not None:
+            raise TypeError("a selector reads rows by its own fields (text_field=..., template=...); "
+                            "pass no options")
+        step.select(dataset)
+        removals, label = step.removals(range(len(dataset))), f"select {step.name}"
+    else:
+        raise TypeError(f"expected an entrosel Filter or Selector, got {type(step).__name__}")
+    own = dataset["id"] if "id" in dataset.column_names else None
+
+    def id_of(i: int) -> Any:
+        return i if own is None or own[i] is None else own[i]
+
+    reasons: list[str | None] = [None] * len(dataset)
+    details: list[str | None] = [None] * len(dataset)
+    for i, removal in removals.items():
+        dup = None if removal.duplicate_of is None else id_of(removal.duplicate_of)
+        row = drop_row(id_of(i), i, label, removal, dup)
+        reasons[i], details[i] = row["reason"], row["detail"]
+    for name in (f"{prefix}_reason", f"{prefix}_detail"):
+        if name in dataset.column_names:
+            raise ValueError(f"the dataset has a column {name!r} already; pass another prefix=")
+    return dataset.add_column(f"{prefix}_reason", reasons).add_column(f"{prefix}_detail", details)

@@ -16,9 +16,10 @@ from typing import Any, ClassVar
 
 from entrosel.errors import InputError
 from entrosel.io.records import Rejects, rejects_path
+from entrosel.io.trace import DropLog, Removal, log_run, record_ids, rejected_removal
 from entrosel.io.writers import output_format_for, write_records
 from entrosel.params import Param, option
-from entrosel.pool import InputOptions, Source, pick_records, reusable, subset_of
+from entrosel.pool import InputOptions, Source, iter_records, pick_records, reusable, subset_of
 from entrosel.registry import Registry
 from entrosel.step import Step
 from entrosel.scoring.base import RunSummary
@@ -82,20 +83,76 @@ class Selector(Step):
         """The part of the command's one-line summary after the record count."""
         return " selected"
 
+    def drop_reason(self, index: int) -> Removal:
+        """Why the readable pool record at input ``index`` was not selected (after
+        :meth:`select`); a selector with per-record reasons overrides it. By default: what
+        stopped the selection, read from what the selector learned (a round-based one such
+        as ZIP sets ``rounds_``; one that scores every record sets ``index_`` and ``scores_``)."""
+        what = f"not picked by select {self.name}"
+        picked = len(self.selected_)
+        rounds = getattr(self, "rounds_", None)
+        if rounds is not None:
+            last = max(rounds, default=0)
+            budget, budget_tokens = getattr(self, "budget", None), getattr(self, "budget_tokens", None)
+            if budget is not None and picked >= budget:
+                return Removal("not_selected", f"{what}: budget {budget:,} reached in round {last}")
+            if budget_tokens is not None and (getattr(self, "tokens_", None) or 0) >= budget_tokens:
+                return Removal("not_selected", f"{what}: budget of {budget_tokens:,} tokens "
+                                               f"reached in round {last}")
+            return Removal("not_selected", f"{what}: the pool ran out in round {last} with "
+                                           f"{picked:,} picked (each round's batch leaves it)")
+        scores = getattr(self, "scores_", None)
+        if scores is not None and getattr(self, "index_", None) is not None:
+            if not hasattr(self, "_score_of"):
+                self._score_of = dict(zip(self.index_.tolist(), scores.tolist()))
+            value = self._score_of.get(index)
+            if value is not None:
+                return Removal("not_selected", f"{what}: score {value:.6g}; {picked:,} picked",
+                               value=value)
+        return Removal("not_selected", f"{what}: {picked:,} picked")
+
+    def removals(self, indices: Any) -> dict[int, Removal]:
+        """Every record of the pool that was not selected, by input index (after
+        :meth:`select`): the bad records met (reason ``rejected``), and for each other of
+        ``indices`` (the pool's input indices) :meth:`drop_reason`."""
+        pool_rejects = getattr(self, "rejects_", None)  # the pool's, not a target's
+        out = {row["index"]: rejected_removal(row) for row in (pool_rejects or Rejects()).rejected
+               if row.get("index") is not None}
+        chosen = set(self.selected_)
+        self.__dict__.pop("_score_of", None)  # of an earlier selection
+        for i in indices:
+            if i not in chosen and i not in out:
+                out[i] = self.drop_reason(i)
+        return out
+
+    def log_drops(self, source: Source, indices: list[int], log: DropLog) -> None:
+        """Add this selection of ``source`` (``indices``, from :meth:`select`) to ``log``:
+        one more pass over the pool for the records' ids."""
+        ids = record_ids(iter_records(source, self.input_format, Rejects("skip")))
+        log_run(log, ids, indices, self.removals(ids), f"select {self.name}")
+
     def select_file(self, source: Source, output: str | Path, *,
-                    scores_out: str | Path | None = None) -> RunSummary:
+                    scores_out: str | Path | None = None, trace: str | Path | None = None,
+                    kept_ids: str | Path | None = None,
+                    removed_ids: str | Path | None = None) -> RunSummary:
         """Select from ``source`` and write the chosen records, unchanged, to ``output`` (and
-        the per-record scores to ``scores_out``)."""
+        the per-record scores to ``scores_out``); ``trace``: one row per record not selected,
+        with why (see :mod:`entrosel.io.trace`); ``kept_ids``/``removed_ids``: the ids of the
+        selected (in selection order) and of the other records, one per row."""
         t0 = time.perf_counter()
         self.validate()
         source = reusable(source)
         output_format_for(output, "-o")  # refuse an unknown extension before any work
         if scores_out is not None:
             output_format_for(scores_out, "--scores-out")
+        log = DropLog(trace, kept_ids, removed_ids)
         indices = self.select(source)
         write_selection(source, indices, output, self.input_format)
         if scores_out is not None:
             write_records(self.score_rows(indices), scores_out)
+        if log.wanted:
+            self.log_drops(source, indices, log)
+            log.write()
         rejects = self.rejected()
         return RunSummary(len(indices), len(rejects), time.perf_counter() - t0, Path(output),
-                          rejects.write(rejects_path(output)))
+                          rejects.write(rejects_path(output)), note=log.note())

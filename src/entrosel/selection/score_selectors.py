@@ -12,6 +12,7 @@ import numpy as np
 from entrosel.errors import InputError
 from entrosel.io.scores import read_scores
 from entrosel.io.records import Rejects
+from entrosel.io.trace import Removal
 from entrosel.params import Param, option
 from entrosel.pool import Source, rendered_records, reusable
 from entrosel.scoring.tokens import record_token_counts
@@ -33,6 +34,41 @@ class ScoreSelector(Selector):
         """Positions into the score file's rows, in selection order."""
         raise NotImplementedError
 
+    def _once(self, key: str, make: Any) -> Any:
+        if key not in self._known:
+            self._known[key] = make()
+        return self._known[key]
+
+    def _value_of(self, index: int) -> float | None:
+        """The score of input record ``index`` (``None``: no row in the score file)."""
+        row_of = self._once("rows", lambda: {i: k for k, i in enumerate(self.index_.tolist())})
+        k = row_of.get(index)
+        return None if k is None or self.values_ is None else float(self.values_[k])
+
+    def drop_reason(self, index: int) -> Removal:
+        value = self._value_of(index)
+        if value is None and self.scores is not None:
+            return Removal("no_score", f"no row in the score file {self.scores}")
+        return self._cut(index, value)
+
+    def _cut(self, index: int, value: float | None) -> Removal:
+        """Why a scored record was not selected."""
+        return super().drop_reason(index)
+
+    def _below(self, value: float, lowest: bool, what: str) -> Removal:
+        """``value`` lost to the kept scores at the ``lowest`` (or highest) end being dropped:
+        compared with the lowest (highest) score kept."""
+        kept = self._once("kept", lambda: [self._value_of(i) for i in self.selected_])
+        if not kept:
+            return Removal(what, f"{self.by} {value:.6g}: no record kept", value=value)
+        edge = min(kept) if lowest else max(kept)
+        sign = "<" if lowest else ">"
+        if value == edge:
+            sign = "== (a tie, the earlier input row kept first)"
+        end = "lowest" if lowest else "highest"
+        return Removal(what, f"{self.by} {value:.6g} {sign} {edge:.6g}, the {end} score kept",
+                       value=value, threshold=edge)
+
     def select(self, pool: Source) -> list[int]:
         self.validate()
         pool = reusable(pool)
@@ -52,6 +88,8 @@ class ScoreSelector(Selector):
             tokens = record_token_counts(pool, index, self.tokenizer, options)
         self._check_budget(len(index))
         chosen = self._choose(values, tokens, len(index))
+        self.index_, self.values_ = index, values  # for drop_reason
+        self._known: dict[str, Any] = {}  # what drop_reason works out once per selection
         self.selected_ = index[chosen].tolist()
         known = set(readable)
         missing = [i for i in self.selected_ if i not in known]
@@ -106,6 +144,9 @@ class PruneSelector(_BudgetedScoreSelector):
     def _choose(self, values, tokens, n):
         return by_score.prune(values, drop=self.drop, **self._budgets(tokens))
 
+    def _cut(self, index, value):
+        return self._below(value, self.drop == "lowest", "pruned")
+
 
 @SELECTORS.register("topk")
 @dataclass(kw_only=True)
@@ -124,6 +165,9 @@ class TopKSelector(_BudgetedScoreSelector):
 
     def _choose(self, values, tokens, n):
         return by_score.top_k(values, largest=self.largest, **self._budgets(tokens))
+
+    def _cut(self, index, value):
+        return self._below(value, self.largest, "not_top")
 
 
 @SELECTORS.register("band")
@@ -153,6 +197,14 @@ class BandSelector(ScoreSelector):
     def _choose(self, values, tokens, n):
         return by_score.band(values, self.low, self.high)
 
+    def _cut(self, index, value):
+        lo, hi = self._once("band", lambda: [float(x) for x in np.percentile(self.values_, [self.low, self.high])])
+        edge = lo if value < lo else hi
+        upper = "]" if self.high == 100 else ")"
+        return Removal("outside_band", f"{self.by} {value:.6g} outside [{lo:.6g}, {hi:.6g}{upper}, "
+                                       f"percentiles {self.low:g} to {self.high:g}",
+                       value=value, threshold=edge)
+
 
 @SELECTORS.register("random")
 @dataclass(kw_only=True)
@@ -175,3 +227,7 @@ class RandomSelector(_BudgetedScoreSelector):
 
     def _choose(self, values, tokens, n):
         return by_score.random_subset(n, seed=self.seed, **self._budgets(tokens))
+
+    def _cut(self, index, value):
+        return Removal("not_drawn", f"not drawn by select random: {len(self.selected_):,} of "
+                                    f"{len(self.index_):,} drawn with seed {self.seed}")
