@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 from entrosel.errors import InputError
 from entrosel.io.atomic import atomic_path
+from entrosel.io.readers import hub_name
 from entrosel.io.records import Record, Rejects, rejects_path
 from entrosel.io.writers import output_format_for, write_records
 from entrosel.params import Param, option
@@ -109,7 +110,8 @@ class Scorer(Step):
         self.validate()
         source = reusable(source)  # a scorer may read it twice (word frequencies first)
         output_format_for(output, "-o")
-        if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
+        if isinstance(source, (str, os.PathLike)) and not Path(source).exists() \
+                and hub_name(source, self.input_format) is None:  # a Hub data set is no file
             raise InputError("no such file or folder", source)
         engine = make_engine(engine or "local")
         rejects = Rejects(self.on_error, scope=shard.owns if shard is not None else None)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 from typing import Any
 
+from entrosel.io.readers import hub_name
 from entrosel.io.records import Rejects, rejects_path
 from entrosel.pool import InputOptions, Source, iter_records, serialized_records
 from entrosel.progress import Progress
@@ -54,5 +56,15 @@ def measure_one(source: Source, *, input_format: str | None = None, serialize: s
            "serialize": serialize, "compressor": compressor, "level": chosen.level,
            "sha256": digest.hexdigest()}
     if is_path and rejects.rejected:  # no output file here: the rejects go beside the input
-        row["rejects_file"] = str(rejects.write(rejects_path(source)))
+        row["rejects_file"] = str(rejects.write(_rejects_beside(source, input_format)))
     return row
+
+
+def _rejects_beside(source: str | os.PathLike, input_format: str | None) -> Path:
+    """Where ``measure`` writes the rejects of ``source``: ``INPUT.rejects.jsonl``; for a Hub
+    data set, ``OWNER__NAME__SPLIT.rejects.jsonl`` in the current folder (a name is no folder)."""
+    hub = hub_name(source, input_format)
+    if hub is None:
+        return rejects_path(source)
+    parts = [*hub.repo.split("/"), hub.config, hub.revision, hub.split]
+    return Path("__".join(p.replace("/", "_") for p in parts if p) + ".rejects.jsonl")
