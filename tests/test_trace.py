@@ -99,6 +99,14 @@ def test_selectors_say_why_a_record_was_not_picked(pool, tmp_path):
     assert [r["id"] for r in rows(tmp_path / "z.kept.jsonl")] == [
         json.loads(x).get("id", 52) for x in (tmp_path / "z.jsonl").read_text().splitlines()]
 
+    target = write_jsonl(tmp_path / "target.jsonl", pool_records()[:5])
+    t = SELECTORS["target"](target=str(target), budget=5, workers=1, on_error="skip")
+    t.select_file(pool, tmp_path / "t.jsonl", trace=tmp_path / "t.trace.jsonl")
+    dropped = [r for r in rows(tmp_path / "t.trace.jsonl") if r["reason"] == "not_selected"]
+    assert len(dropped) == 55 - 5 - 2 and all(
+        r["detail"].startswith(f"not picked by select target: score {r['value']:.6g}; the 5 picked scored ")
+        for r in dropped)
+
     assert main(["score", "compression", str(pool), "-o", str(tmp_path / "s.csv"), "--on-error", "skip"]) == 0
     scores = str(tmp_path / "s.csv")
     cases = {"prune": dict(scores=scores, by="compression_ratio", budget=10),

@@ -73,6 +73,7 @@ def drop_row(id_: Any, index: int, step: str, removal: Removal, duplicate_id: An
             row["similarity"] = round(float(removal.similarity), 4)
     if removal.value is not None:
         row["value"] = removal.value
+    if removal.threshold is not None:
         row["threshold"] = removal.threshold
     return row
 

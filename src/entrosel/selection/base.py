@@ -105,10 +105,14 @@ class Selector(Step):
         if scores is not None and getattr(self, "index_", None) is not None:
             if not hasattr(self, "_score_of"):
                 self._score_of = dict(zip(self.index_.tolist(), scores.tolist()))
+                chosen = [self._score_of[i] for i in self.selected_ if i in self._score_of]
+                self._picked_range = (min(chosen), max(chosen)) if chosen else None
             value = self._score_of.get(index)
             if value is not None:
-                return Removal("not_selected", f"{what}: score {value:.6g}; {picked:,} picked",
-                               value=value)
+                among = "" if self._picked_range is None else \
+                    " scored {:.6g} to {:.6g}".format(*self._picked_range)
+                return Removal("not_selected", f"{what}: score {value:.6g}; the {picked:,} "
+                                               f"picked{among}", value=value)
         return Removal("not_selected", f"{what}: {picked:,} picked")
 
     def removals(self, indices: Any) -> dict[int, Removal]:
@@ -119,7 +123,8 @@ class Selector(Step):
         out = {row["index"]: rejected_removal(row) for row in (pool_rejects or Rejects()).rejected
                if row.get("index") is not None}
         chosen = set(self.selected_)
-        self.__dict__.pop("_score_of", None)  # of an earlier selection
+        for name in ("_score_of", "_picked_range"):  # of an earlier selection
+            self.__dict__.pop(name, None)
         for i in indices:
             if i not in chosen and i not in out:
                 out[i] = self.drop_reason(i)
