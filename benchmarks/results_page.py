@@ -1,11 +1,13 @@
 """docs/RESULTS.md's section "SmolLM2-135M, equal supervised tokens", generated from the results JSON.
 
+    python benchmarks/results_page.py --results data/experiment-smollm2/results.json   # take the grid's latest
     python benchmarks/results_page.py            # rewrite the section and its plot from docs/results/smollm2/
     python benchmarks/results_page.py --check    # exit 1 when the page does not match the JSON
 
 The section lies between two marker lines in docs/RESULTS.md; everything else on the page is
-left as it is. Its numbers come from ``docs/results/smollm2/results.json`` (written by
-``benchmarks/entropy_law_experiment.py`` after every finished run) and
+left as it is. Its numbers come from ``docs/results/smollm2/results.json`` (a copy, taken with
+``--results``, of the grid's ``results.json``, which ``benchmarks/entropy_law_experiment.py``
+rewrites after every finished run) and
 ``docs/results/smollm2/train_speed.json`` (``benchmarks/bench_train_speed.py``); the plot
 ``docs/results/smollm2/heldout.png`` shows every run's held-out loss by budget.
 """
@@ -218,10 +220,15 @@ def section_of(page: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="only compare the page with the JSON")
-    p.add_argument("--results", type=Path, help="read this copy of results.json (e.g. a snapshot taken while "
-                                                "the grid rewrites the file)")
+    p.add_argument("--results", type=Path,
+                   help="the grid's results.json (e.g. data/experiment-smollm2/results.json): copied to "
+                        "docs/results/smollm2/results.json, then the page is made from it")
     a = p.parse_args(argv)
-    result, speed = load(results=a.results)
+    if a.results and not a.check:
+        text = a.results.read_text()  # read once: the grid may rewrite it at any time
+        json.loads(text)
+        (RESULTS / "results.json").write_text(text)
+    result, speed = load()
     section = render(result, speed)
     page = PAGE.read_text()
     if a.check:
