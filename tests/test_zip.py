@@ -300,3 +300,16 @@ def test_cli_compressor_and_level_match_the_reference(tmp_path, real_exchanges, 
     assert [r["stage3_ratio"] for r in rows] == stage3
     # the check can fail: zlib at its default level scores these picks otherwise
     assert pick_ratios(records, expected, [r["round"] for r in rows], "text") != (stage2, stage3)
+
+
+def test_stage_one_s_partition_is_the_stable_sort():
+    from entrosel.selection.zip import lowest
+
+    rng = np.random.default_rng(0)
+    for n, k, distinct in [(1, 1, 3), (50, 10, 3), (1000, 100, 7), (1000, 999, 2), (500, 600, 5),
+                           (2000, 300, 1000)]:
+        values = rng.integers(0, distinct, n) / 3.0
+        values[rng.random(n) < 0.05] = np.inf
+        np.testing.assert_array_equal(lowest(values, k), np.argsort(values, kind="stable")[:k])
+    values = np.array([1.0, np.nan, 0.5, np.nan, 0.5])
+    np.testing.assert_array_equal(lowest(values, 4), np.argsort(values, kind="stable")[:4])

@@ -13,7 +13,10 @@ How far back matches are found (the *reach*) is set by zstd's tables, not its wi
 - the hash and chain tables hold ``2 ** table_log`` entries with
   ``table_log = ceil(log2(len(A))) - 3`` for zstd's fast and dfast match finders (levels
   1-4) and ``- 2`` for the others, clamped to 12..24, so they grow with the anchor and a
-  candidate's cost stays near O(|x|) (a larger table is mostly more cache misses);
+  candidate's cost stays near O(|x|) (a larger table is mostly more cache misses); for
+  the fast and dfast finders ``len(A)`` counts up to their window (16 MiB, below): tables
+  sized to bytes zstd never reads cost 2-3x per candidate and, for a candidate over 8 KiB
+  (which zstd scores on a copy of the tables), 13x (``docs/zip.md``);
 - zstd keeps at most the last 16 MiB of a dictionary for its fast and dfast match
   finders (levels 1-4: 8 bits of each table entry are a tag); from level 5 on the whole
   dictionary is indexed and the reach ends where the largest tables fill up (measured
@@ -62,6 +65,8 @@ class LongMemory:
         """``ZstdCompressionParameters`` for an anchor of ``anchor_bytes`` (0: none)."""
         zstd = zstd_module()
         base = zstd.ZstdCompressionParameters.from_level(self.level)
+        if base.strategy in _FAST_STRATEGIES:  # zstd reads no more than its window
+            anchor_bytes = min(anchor_bytes, _TAGGED_REACH)
         log = table_log(anchor_bytes, base.strategy) if anchor_bytes else MAX_TABLE_LOG
         return zstd.ZstdCompressionParameters(
             strategy=base.strategy, search_log=base.search_log, min_match=base.min_match,

@@ -287,7 +287,7 @@ class ZipSelector(Selector):
         live = np.flatnonzero(state.live)
         # Stage 1: the K1 live samples with the lowest score; the stable sort over
         # ascending positions sends ties to the lower input row.
-        candidates = live[np.argsort(state.scores[live], kind="stable")[: self.k1]]
+        candidates = live[lowest(state.scores[live], self.k1)]
         # Stage 2: rescore against the selection so far (the lazy global update). Against
         # an empty selection that is each sample's own ratio, which its score still is.
         if state.selected:
@@ -343,9 +343,11 @@ class ZipSelector(Selector):
         return LongMemory(compressor.level).reach_bytes, compressor.level, pool.sizes
 
     def _check_reach(self, positions: list[int], what: str, lost: str) -> None:
+        if any(what in note for note in self.notes_):
+            return
         reach, level, sizes = self._reach
         held = int(sizes[positions].sum()) if positions else 0
-        if held <= reach or any(what in note for note in self.notes_):
+        if held <= reach:
             return
         note = (f"long-memory ZIP: {what} holds {held / 2**20:.1f} MiB, past zstd's reach of "
                 f"{reach / 2**20:.0f} MiB at level {level}: zstd no longer sees {lost} "
@@ -357,6 +359,20 @@ class ZipSelector(Selector):
         """Say ``note`` once on stderr and keep it in ``notes_``."""
         self.notes_.append(note)
         print(f"entrosel: note: {note}", file=sys.stderr)
+
+
+def lowest(values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` lowest ``values``, lowest first, ties to the lower position:
+    ``np.argsort(values, kind="stable")[:k]``, in O(n) plus a sort of ``k`` (a partition
+    finds the k-th value)."""
+    if k >= len(values):
+        return np.argsort(values, kind="stable")
+    kth = np.partition(values, k - 1)[k - 1]
+    below = np.flatnonzero(values < kth)
+    chosen = np.concatenate([below, np.flatnonzero(values == kth)[: k - len(below)]])
+    if len(chosen) < k:  # NaN among them: the plain sort
+        return np.argsort(values, kind="stable")[:k]
+    return chosen[np.lexsort((chosen, values[chosen]))]
 
 
 def select_zip(source: Source, budget: int | None = None, **options: Any) -> list[int]:
