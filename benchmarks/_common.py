@@ -20,18 +20,22 @@ def sharegpt_pool(folder: Path, split: str = "exchanges", limit: int | None = No
     return path
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                out += [int(c) for c in f.read().split()]
-    except OSError:
-        pass
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (workers' own workers too)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
     return out
 
 
-def _pss_kib(pid: int) -> int:
+def pss_kib(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
@@ -54,8 +58,8 @@ class PeakMemory:
     def _run(self) -> None:
         me = os.getpid()
         while not self._stop.is_set():
-            pids = [me] + _children(me)
-            self.peak_bytes = max(self.peak_bytes, 1024 * sum(_pss_kib(p) for p in pids))
+            pids = process_tree(me)
+            self.peak_bytes = max(self.peak_bytes, 1024 * sum(pss_kib(p) for p in pids))
             time.sleep(self.interval)
 
     def __enter__(self) -> "PeakMemory":

@@ -6,13 +6,15 @@ whether the outputs are the same bytes.
     python benchmarks/bench_recipe.py --baseline REV --pool data/pool.jsonl --repeats 3
 
 The baseline runs from a git worktree of REV (made in a temporary folder, removed after);
-the runs alternate (baseline, current, baseline, ...) so that both see the same machine.
+the runs alternate (baseline, current, baseline, ...) so that both see the same machine. CPU
+seconds (the run's processes, workers included) say more than wall time on a busy machine.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -22,24 +24,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import _pss_kib, sharegpt_pool  # noqa: E402
+from _common import process_tree, pss_kib, sharegpt_pool  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for tid in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{tid}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return out
 
 
 def run_once(src: Path, recipe: Path, pool: Path, folder: Path) -> dict:
@@ -49,23 +36,26 @@ def run_once(src: Path, recipe: Path, pool: Path, folder: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src)}
     cmd = [sys.executable, "-m", "entrosel", "run", str(recipe), str(pool), "-o", str(out), "--no-progress"]
     peak = [0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def sample() -> None:
         while proc.poll() is None:
-            peak[0] = max(peak[0], 1024 * sum(_pss_kib(p) for p in _tree(proc.pid)))
+            peak[0] = max(peak[0], 1024 * sum(pss_kib(p) for p in process_tree(proc.pid)))
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     _, err = proc.communicate()
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the run's processes, workers included
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{err}")
     work = Path(f"{out}.steps")
-    return {"wall": wall, "peak": peak[0], "work": sum(p.stat().st_size for p in work.rglob("*") if p.is_file()),
+    return {"wall": wall, "cpu": cpu, "peak": peak[0], "work": sum(p.stat().st_size for p in work.rglob("*") if p.is_file()),
             "sha": hashlib.sha256(out.read_bytes()).hexdigest(), "records": sum(1 for _ in open(out, "rb"))}
 
 
@@ -93,11 +83,13 @@ def main() -> None:
     size = pool.stat().st_size
     print(f"pool: {pool} ({size / 1e6:.1f} MB); recipe: {a.recipe.name}; {a.repeats} run(s) each, alternating; "
           f"load average before: {os.getloadavg()[0]:.1f}")
-    print(f"{'tree':<24} {'wall s (best)':>14} {'peak PSS MB':>12} {'x pool':>7} {'work MB':>8} {'records':>8}  output sha256")
+    print(f"{'tree':<24} {'wall s (best)':>14} {'CPU s (best)':>13} {'peak PSS MB':>12} {'x pool':>7} "
+          f"{'work MB':>8} {'records':>8}  output sha256")
     for name, rs in runs.items():
         best = min(rs, key=lambda r: r["wall"])
+        cpu = min(r["cpu"] for r in rs)
         peak = max(r["peak"] for r in rs)
-        print(f"{name:<24} {best['wall']:>14.1f} {peak / 1e6:>12.0f} {peak / size:>7.2f} "
+        print(f"{name:<24} {best['wall']:>14.1f} {cpu:>13.1f} {peak / 1e6:>12.0f} {peak / size:>7.2f} "
               f"{best['work'] / 1e6:>8.1f} {best['records']:>8,}  {best['sha'][:16]}")
     shas = {r["sha"] for rs in runs.values() for r in rs}
     print("outputs identical: " + ("yes" if len(shas) == 1 else f"NO ({len(shas)} different)"))

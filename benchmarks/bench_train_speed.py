@@ -28,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from entrosel.probe.train import autocast, cpu_bf16, set_threads, train_steps
+from entrosel.probe.train import autocast, cpu_bf16, train_steps
+from entrosel.scoring.lm import set_threads
 from entrosel.scoring.lm import load_causal_lm
 
 

@@ -13,9 +13,9 @@ from entrosel.commands.data import export_sharegpt
 from entrosel.commands.law import law_check, law_measure, law_report, law_track
 from entrosel.commands.measure import measure
 from entrosel.commands.probe import probe_train, prune_pool
-from entrosel.commands.options import (GROUP_TITLES, class_options, device_option, drop_options,
+from entrosel.commands.options import (GROUP_TITLES, device_option, drop_options,
                                        drop_outputs, engine_option_names, engine_options, engine_settings,
-                                       field_options, from_args, input_options, input_output,
+                                       field_options, from_args, input_options, input_output, step_parsers,
                                        print_summary, progress_option, shard_option, unescape)
 from entrosel.commands.sharded import score
 from entrosel.engines import WorkerDied
@@ -66,12 +66,9 @@ def _cmd_select(cls: type[Selector], a: argparse.Namespace) -> int:
 
 def _select_parsers(verbs: Any) -> None:
     """``entrosel select NAME`` for every registered selector."""
-    select = verbs.add_parser("select", help="select a subset", description="Select a subset.")
-    methods = select.add_subparsers(dest="selector", required=True, metavar="METHOD")
-    for name, cls in SELECTORS.items():
-        p = methods.add_parser(name, help=cls.help, description=cls.description)
-        input_output(p, output_help="selected records (format from extension)")
-        class_options(p, cls)
+    for cls, p in step_parsers(verbs, "select", SELECTORS, help="select a subset",
+                               description="Select a subset.", dest="selector", metavar="METHOD",
+                               output_help="selected records (format from extension)"):
         if cls.scores_out_help:
             p.add_argument("--scores-out", metavar="FILE", help=cls.scores_out_help)
         drop_options(p)
@@ -81,12 +78,9 @@ def _select_parsers(verbs: Any) -> None:
 
 def _score_parsers(verbs: Any) -> None:
     """``entrosel score NAME`` for every registered scorer."""
-    score_ = verbs.add_parser("score", help="score each record", description="Score each record.")
-    scorers = score_.add_subparsers(dest="scorer", required=True, metavar="SCORER")
-    for name, cls in SCORERS.items():
-        p = scorers.add_parser(name, help=cls.help, description=cls.description)
-        input_output(p, output_help="score file (.jsonl, .csv, .json, .parquet)")
-        class_options(p, cls)
+    for cls, p in step_parsers(verbs, "score", SCORERS, help="score each record",
+                               description="Score each record.", dest="scorer", metavar="SCORER",
+                               output_help="score file (.jsonl, .csv, .json, .parquet)"):
         progress_option(p)
         # model replicas only where a model is loaded
         model_only = () if cls.loads_model else ("actors", "gpus_per_actor")

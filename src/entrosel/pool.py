@@ -5,6 +5,7 @@ into memory, so N workers share one copy of the pool instead of holding N.
 """
 from __future__ import annotations
 
+import json
 import mmap
 import os
 import shutil
@@ -68,6 +69,8 @@ class RecordSet(Sequence[Record]):
         with Progress("reading", unit=" records", enabled=progress) as bar:
             records = []
             for record in iter_records(source, input_format, rejects):
+                if record.raw is not None:  # a JSONL line: its bytes are the record, parsed when
+                    record.data = None      # a step reads it (a third of the memory of the dict)
                 records.append(record)
                 bar.update()
         return cls(records)
@@ -75,8 +78,10 @@ class RecordSet(Sequence[Record]):
     def __len__(self) -> int:
         return len(self._records)
 
-    def __getitem__(self, i):  # a record as read (its input index, file and line)
-        return self._records[i]
+    def __getitem__(self, i: int) -> Record:
+        """Record ``i`` as read: its input index, file, line and fields."""
+        r = self._records[i]
+        return r if r.data is not None else Record(r.index, json.loads(r.raw), r.path, r.line, r.raw)
 
     def take(self, positions: Iterable[int]) -> "RecordSet":
         """The records at ``positions``, in that order."""

@@ -160,22 +160,16 @@ def _cmd_filter(a: argparse.Namespace) -> int:
     return 0
 
 
-def _doc(cls: type) -> str:
-    """A class's docstring as command-line help (names without reST quoting)."""
-    return " ".join((cls.__doc__ or "").replace("``", "").split())
-
-
 def add_filter_parsers(verbs: Any) -> None:
     """``entrosel filter ...``: hooked into :func:`entrosel.cli.build_parser`."""
-    from entrosel.commands.options import (class_options, drop_options, input_options, input_output,
-                                           progress_option)
+    from entrosel.commands.options import drop_options, input_options, progress_option, step_parsers
 
-    filt = verbs.add_parser("filter", help="clean the pool: length, exact/near dedup, score bands",
-                            description="Drop records from a pool before selecting; the kept "
-                                        "records are written unchanged, in input order.")
-    kinds = filt.add_subparsers(dest="filter", required=True, metavar="FILTER")
-
-    def common(p: argparse.ArgumentParser) -> None:
+    for cls, p in step_parsers(verbs, "filter", FILTERS,
+                               help="clean the pool: length, exact/near dedup, score bands",
+                               description="Drop records from a pool before selecting; the kept "
+                                           "records are written unchanged, in input order.",
+                               dest="filter", metavar="FILTER",
+                               output_help="kept records (format from extension)", unset_none=True):
         input_options(p)
         p.add_argument("--removed-out", metavar="FILE",
                        help="write one row per removed record: index, id, reason, detail "
@@ -183,9 +177,3 @@ def add_filter_parsers(verbs: Any) -> None:
         drop_options(p)
         progress_option(p)
         p.set_defaults(run=_cmd_filter)
-
-    for name, cls in FILTERS.items():
-        p = kinds.add_parser(name, help=cls.help, description=_doc(cls))
-        input_output(p, output_help="kept records (format from extension)")
-        class_options(p, cls, unset_none=True)
-        common(p)

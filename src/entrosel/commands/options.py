@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 from entrosel.io.readers import INPUT_FORMATS
 from entrosel.params import flag
@@ -83,6 +83,22 @@ def field_options(parser: Any, cls: type, group: str | None = None, unset_none: 
         elif default is not None and "(default" not in help_:
             help_ += f" (default: {default})"
         parser.add_argument(*flags, help=help_, **kwargs)
+
+
+def step_parsers(verbs: Any, verb: str, registry: Any, *, help: str, description: str, dest: str,
+                 metavar: str, output_help: str, unset_none: bool = False) -> Iterator[tuple[type, Any]]:
+    """``entrosel VERB NAME`` for every class registered in ``registry``: each parser takes
+    INPUT, ``-o`` and the class's own options; yields ``(class, parser)`` for the verb to add
+    what is its own (its outputs, its engine, what it runs)."""
+    parent = verbs.add_parser(verb, help=help, description=description)
+    kinds = parent.add_subparsers(dest=dest, required=True, metavar=metavar)
+    for name, cls in registry.items():
+        # a class without a description is described by its docstring (names without reST quoting)
+        about = cls.description or " ".join((cls.__doc__ or "").replace("``", "").split())
+        p = kinds.add_parser(name, help=cls.help, description=about)
+        input_output(p, output_help=output_help)
+        class_options(p, cls, unset_none=unset_none)
+        yield cls, p
 
 
 def class_options(parser: argparse.ArgumentParser, cls: type, unset_none: bool = False) -> None:

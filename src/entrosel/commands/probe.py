@@ -24,8 +24,8 @@ def probe_train(input: Source, output: str | Path, *, size: str = "tiny", epochs
                 progress: bool | None = None) -> dict[str, Any]:
     """Train the data probe on the rendered records of ``input``; see :func:`train_probe`.
     ``threads``: PyTorch's threads on CPU (default: every core)."""
-    from entrosel.probe.train import check_probe_options, set_threads, train_probe  # needs the [lm] extra
-    from entrosel.scoring.lm import resolve_device
+    from entrosel.probe.train import check_probe_options, train_probe  # needs the [lm] extra
+    from entrosel.scoring.lm import resolve_device, set_threads
 
     check_probe_options(size=size, epochs=epochs, seed=seed, learning_rate=learning_rate,
                         batch_size=batch_size)

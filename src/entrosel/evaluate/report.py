@@ -6,12 +6,15 @@ smoothed).
 """
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from entrosel.evaluate.results import TABLE, table_rows
+from entrosel.evaluate.results import TABLE, csv_rows, table_rows
+from entrosel.io.atomic import atomic_path
 from entrosel.report.selection import html_page, png, pyplot
 
 
@@ -87,3 +90,16 @@ def write_evaluation_report(results: dict[str, Any], output: str | Path) -> Path
              "exceeds twice the seed spread.")
     return html_page(output, "entrosel: which subset trains the better model?", intro,
                      list(TABLE), table_rows(results), figures(results))
+
+
+def write_outputs(results: dict[str, Any], output: Path) -> None:
+    """``results.json``, ``results.csv`` and ``report.html`` in ``output``, each atomically."""
+    with atomic_path(output / "results.json") as tmp:
+        tmp.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    rows = csv_rows(results)
+    header = list(dict.fromkeys(k for r in rows for k in r))
+    with atomic_path(output / "results.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, header)
+        writer.writeheader()
+        writer.writerows(rows)
+    write_evaluation_report(results, output / "report.html")

@@ -1,4 +1,5 @@
-"""From runs to results: means and spreads over seeds, the baseline comparison, the files.
+"""From runs to results: means and spreads over seeds, the baseline comparison, the table
+and the CSV rows (:func:`entrosel.evaluate.report.write_outputs` writes the files).
 
 Per subset: the mean over seeds of every measure and its sample standard deviation (null
 with one seed). The first subset is the baseline; every other row says how far its mean
@@ -7,15 +8,11 @@ seed spread, the larger of the two rows' standard deviations.
 """
 from __future__ import annotations
 
-import csv
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from entrosel.evaluate.data import ChoiceSet
-from entrosel.io.atomic import atomic_path
 
 MEASURES = ("eval_loss", "eval_acc", "eval_acc_norm", "eval_rank_acc")
 
@@ -142,18 +139,3 @@ def csv_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         flat["tokens_per_s"] = row["tokens_per_s"]
         out.append(flat)
     return out
-
-
-def write_outputs(results: dict[str, Any], output: Path) -> None:
-    """``results.json``, ``results.csv`` and ``report.html`` in ``output``, each atomically."""
-    from entrosel.evaluate.report import write_evaluation_report
-
-    with atomic_path(output / "results.json") as tmp:
-        tmp.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    rows = csv_rows(results)
-    header = list(dict.fromkeys(k for r in rows for k in r))
-    with atomic_path(output / "results.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, header)
-        writer.writeheader()
-        writer.writerows(rows)
-    write_evaluation_report(results, output / "report.html")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from entrosel.errors import InputError
-from entrosel.evaluate.data import ChoiceSet, TextSet, check_overlap, name_sets, read_eval_set, read_text_set
+from entrosel.evaluate.data import TextSet, check_overlap, name_sets, read_eval_set, read_text_set
 from entrosel.io.atomic import atomic_path
 from entrosel.params import Param, check_params
 from entrosel.pool import InputOptions
@@ -199,7 +199,8 @@ class Evaluator:
         ``results.json``, ``results.csv``, ``report.html``; return the results."""
         from entrosel.scoring.measure import measure_one
         from entrosel.evaluate.measures import Measures
-        from entrosel.evaluate.results import summarise, write_outputs
+        from entrosel.evaluate.report import write_outputs
+        from entrosel.evaluate.results import summarise
         from entrosel.evaluate.train import fresh_copy, pack_rows, scratch_gpt2, train_rows
 
         t0 = time.perf_counter()
@@ -222,7 +223,7 @@ class Evaluator:
                                  "--model brings its own")
             check_overlap([read_text_set(self.tokenizer_data, self._options)], eval_sets,
                           "the tokenizer's data")
-        from entrosel.probe.train import set_threads
+        from entrosel.scoring.lm import set_threads
 
         set_threads(self.threads)
         if self.model is not None and self._lm is None:  # loaded once for every run() of this Evaluator

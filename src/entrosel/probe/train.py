@@ -124,27 +124,6 @@ def warmup_cosine(optimizer, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
-def cpu_threads() -> int:
-    """The cores this process may run on (the default of ``--threads``)."""
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def set_threads(threads: int | None) -> int:
-    """Set PyTorch's intra-op threads to ``threads`` (``None`` or 0: every core this process
-    may use); return the number set. PyTorch's own default can be lower (OMP_NUM_THREADS)."""
-    torch, _, _ = _torch_and_gpt2()
-    n = int(threads) if threads else cpu_threads()
-    if n < 1:
-        raise InputError(f"--threads must be at least 1 (0: every core), not {threads}")
-    torch.set_num_threads(n)
-    return n
-
-
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 

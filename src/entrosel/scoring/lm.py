@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,25 @@ def _torch():
         raise InputError("LM scoring needs the [lm] extra and PyTorch: "
                          "pip install -c constraints.txt 'entrosel[lm]' torch") from None
     return torch
+
+
+def cpu_threads() -> int:
+    """The cores this process may run on (the default of ``--threads``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def set_threads(threads: int | None) -> int:
+    """Set PyTorch's intra-op threads to ``threads`` (``None`` or 0: every core this process
+    may use); return the number set. PyTorch's own default can be lower (OMP_NUM_THREADS)."""
+    torch = _torch()
+    n = int(threads) if threads else cpu_threads()
+    if n < 1:
+        raise InputError(f"--threads must be at least 1 (0: every core), not {threads}")
+    torch.set_num_threads(n)
+    return n
 
 
 @contextlib.contextmanager

@@ -244,7 +244,7 @@ class LanguageModelScorer(Scorer):
     def rows(self, source: Source, rejects: Rejects, *, engine: Engine, shard: Shard | None,
              loaded: Any, progress: bool | None) -> Iterator[dict[str, Any]]:
         from entrosel.engines.shards import block_of
-        from entrosel.probe.train import set_threads
+        from entrosel.scoring.lm import set_threads
         from entrosel.scoring.lm import LMScorer, resolve_device
 
         options = self.input_options()
