@@ -61,6 +61,7 @@ from typing import Any, Callable
 import numpy as np
 
 from entrosel import render_text
+from entrosel.evaluate.stats import law_fit, spearman
 
 
 @dataclass(frozen=True)
@@ -374,22 +375,6 @@ def subset_facts(run: PoolRun, stems: list[str]) -> dict[str, dict[str, Any]]:
 
 
 # ---------------------------------------------------------------- statistics
-
-def spearman(x: list[float], y: list[float]) -> float:
-    rank = lambda v: np.argsort(np.argsort(np.asarray(v), kind="stable"), kind="stable")
-    return float(np.corrcoef(rank(x), rank(y))[0, 1])
-
-
-def law_fit(R: list[float], L: list[float], Z: list[float]) -> dict[str, float]:
-    """Least squares Z = a + bR + cL; its RMSE in sample and leaving each subset out in turn."""
-    X = np.column_stack([np.ones(len(R)), R, L])
-    z = np.asarray(Z)
-    coef = np.linalg.lstsq(X, z, rcond=None)[0]
-    loo = [z[i] - X[i] @ np.linalg.lstsq(np.delete(X, i, 0), np.delete(z, i), rcond=None)[0] for i in range(len(z))]
-    return {"a": float(coef[0]), "b": float(coef[1]), "c": float(coef[2]),
-            "rmse": float(np.sqrt(np.mean((X @ coef - z) ** 2))), "loo_rmse": float(np.sqrt(np.mean(np.square(loo)))),
-            "std_Z": float(np.std(z))}
-
 
 def table(run: PoolRun, results: dict[str, Any], facts: dict[str, dict], selection_s: dict[str, float],
           evals: list[str]) -> dict[str, Any]:
@@ -851,7 +836,7 @@ def smol_run(cfg: SmolConfig, out: Path, log: Callable[[str], None], results_cop
     """The grid: data, each method's order, the subsets, one training run per subset (resumable),
     the statistics after every run; OUT/results.json (and ``results_copy``) rewritten each time."""
     from entrosel.evaluate.runner import Evaluator
-    from entrosel.probe.train import set_threads
+    from entrosel.scoring.lm import set_threads
 
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)

@@ -139,6 +139,7 @@ def render(result: dict[str, Any], speed: dict[str, Any] | None) -> str:
                              f"[{ci['low']:+.4f}, {ci['high']:+.4f}] | {row['rank']} of {block['draws'] + 1} | "
                              f"{_p(row['rank_p'])} | {_p(row['p'])} | {holm} | {row['answer']} |")
             lines.append("")
+        lines += matched_table(rs)
         law = block.get("law")
         if law:
             lines += [f"Entropy law over the {law['points']} runs of this budget (held-out loss Z): Spearman with R "
@@ -150,6 +151,38 @@ def render(result: dict[str, Any], speed: dict[str, Any] | None) -> str:
     lines += answers(result)
     lines += ["![held-out loss of every run](results/smollm2/heldout.png)", ""]
     return "\n".join(lines)
+
+
+def _examples(run: dict[str, Any], name: str):
+    import numpy as np
+
+    d = run["detail"][name]["per_record"]
+    tokens = np.asarray(d["tokens"], dtype=float)
+    return np.asarray(d["nll"]) / np.maximum(tokens, 1), tokens
+
+
+def matched_table(rs: list[dict[str, Any]]) -> list[str]:
+    """Each method against its own length-matched random draw: the loss differences, with a
+    paired bootstrap interval over the evaluation examples (what is left once length is matched)."""
+    from entrosel.evaluate.stats import paired_bootstrap
+
+    runs = {r["stem"]: r for r in rs}
+    pairs = [(s, f"lm-{s}") for s in runs if f"lm-{s}" in runs]
+    if not pairs:
+        return []
+    out = ["Each method against its length-matched control (method minus control; 95% paired bootstrap "
+           "interval over the evaluation examples; negative: the method's loss is lower):", "",
+           "| method | supervised tokens/record (method, control) | Δ held-out loss | 95% CI | Δ Chit-Chat loss | 95% CI |",
+           "|---|---|---:|---|---:|---|"]
+    for method, control in pairs:
+        cells = []
+        for name in ("heldout-sharegpt", "chitchat"):
+            (a, w), (b, _) = _examples(runs[method], name), _examples(runs[control], name)
+            ci = paired_bootstrap(a, b, weights=w, resamples=2000, seed=0)
+            cells += [f"{ci['diff']:+.4f}", f"[{ci['low']:+.4f}, {ci['high']:+.4f}]"]
+        out.append(f"| {method} | {runs[method]['mean_supervised_per_record']:.0f}, "
+                   f"{runs[control]['mean_supervised_per_record']:.0f} | " + " | ".join(cells) + " |")
+    return out + [""]
 
 
 def answers(result: dict[str, Any]) -> list[str]:

@@ -48,17 +48,6 @@ def test_sharegpt_split_keeps_conversations_whole(experiment, tmp_path):
     assert abs(ids.index("a_0") - ids.index("a_1")) == 1
 
 
-def test_law_fit_recovers_a_plane_and_spearman_ranks(experiment):
-    rng = np.random.default_rng(0)
-    R, L = rng.uniform(2, 4, 12), rng.uniform(5, 7, 12)
-    Z = 1.0 + 0.5 * R - 0.25 * L
-    fit = experiment.law_fit(list(R), list(L), list(Z))
-    assert fit["a"] == pytest.approx(1.0) and fit["b"] == pytest.approx(0.5) and fit["c"] == pytest.approx(-0.25)
-    assert fit["rmse"] < 1e-9 and fit["loo_rmse"] < 1e-9
-    assert experiment.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-    assert experiment.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-
-
 # ---------------------------------------------------------------- SmolLM2 setting: budgets, controls, verdicts
 
 def test_cut_stops_once_the_budget_is_held(experiment):
@@ -158,15 +147,18 @@ def test_page_says_when_the_grid_is_incomplete(experiment, page):
     cfg = experiment.SmolConfig(budgets=(1000,), draws=4)
     runs = [_fake_run(1000, f"random-{k}", "random", 6.0 + 0.01 * k, 0.25) for k in range(4)]
     runs.append(_fake_run(1000, "zip-paper", "method", 6.5, 0.25))
+    runs.append(_fake_run(1000, "lm-zip-paper", "length-matched", 6.0, 0.25))
     result = {"config": {**experiment.asdict(cfg), "budgets": [1000]}, "runs": runs,
               "analysis": experiment.analyse(runs, cfg), "complete": False,
               "grid": [{}] * 9, "model": "m", "pool_records": 100, "pool_supervised_tokens": 10000,
               "evals": {"heldout-sharegpt": 40, "chitchat": 40, "mmlu": 20},
               "base": {"heldout-sharegpt": {"loss": 7.0}, "chitchat": {"loss": 7.0}, "mmlu": {"acc": 0.25}}}
     text = page.render(result, None)
-    assert "incomplete: 5 of the 9 planned runs finished" in text
+    assert "incomplete: 6 of the 9 planned runs finished" in text
     assert "| zip-paper | 6.5000 | +0.4850 |" in text
     assert "- **zip-paper**: held-out ShareGPT loss at 1,000: **worse**" in text
+    # the method against its length-matched control: every example 0.5 worse, Chit-Chat the same
+    assert "| zip-paper | 100, 100 | +0.5000 | [+0.5000, +0.5000] | +0.0000 | [+0.0000, +0.0000] |" in text
 
 
 # ---------------------------------------------------------------- a small grid end to end
