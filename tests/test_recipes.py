@@ -226,14 +226,17 @@ def test_a_file_named_in_a_steps_options_is_part_of_its_cache_key(tmp_path, pool
 def test_the_default_recipe_reads_its_input_once_and_copies_no_records(tmp_path, pool, monkeypatch):
     from entrosel.io import readers
 
-    reads = []
-    jsonl = readers._READERS["jsonl"]
+    reads = []  # every pass of a reader over a JSONL file: streamed, or read in place
+    jsonl, spans = readers._READERS["jsonl"], readers.jsonl_spans
 
-    def counted(path, *args):
-        reads.append(Path(path))
-        return (yield from jsonl(path, *args))
+    def counted(read):
+        def reader(path, *args):
+            reads.append(Path(path))
+            return (yield from read(path, *args))
+        return reader
 
-    monkeypatch.setitem(readers._READERS, "jsonl", counted)
+    monkeypatch.setitem(readers._READERS, "jsonl", counted(jsonl))
+    monkeypatch.setattr(readers, "jsonl_spans", counted(spans))
     default = (ROOT / "recipes" / "sft-default.yaml").read_text().replace("budget: 1000", "budget: 50")
     out = tmp_path / "sft.jsonl"
     result = run_recipe(recipe_file(tmp_path, default), pool, out)

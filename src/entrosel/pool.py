@@ -53,24 +53,66 @@ class InputOptions:
         return Serialization(self.serialize, Renderer(self.text_field, self.template))
 
 
+class _MappedLines:
+    """The records of an uncompressed JSONL file, read in place: the file mapped into memory
+    and where each record's line lies in it (worker processes share the mapped pages)."""
+
+    def __init__(self, path: str, buffer: Any, starts: np.ndarray, lengths: np.ndarray,
+                 index: np.ndarray, lines: np.ndarray) -> None:
+        self.path, self.buffer = path, buffer
+        self.starts, self.lengths, self.index, self.lines = starts, lengths, index, lines
+
+    @classmethod
+    def read(cls, path: str | os.PathLike, rejects: Rejects | None, progress: bool | None) -> "_MappedLines":
+        from entrosel.io.readers import jsonl_spans
+
+        columns: list[list[int]] = [[], [], [], []]
+        with Progress("reading", unit=" records", enabled=progress) as bar:
+            for span in jsonl_spans(path, rejects):
+                for column, value in zip(columns, span):
+                    column.append(value)
+                bar.update()
+        index, lines, starts, lengths = (np.asarray(c, dtype=np.int64) for c in columns)
+        with open(path, "rb") as f:
+            buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return cls(str(path), buffer, starts, lengths, index, lines)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> Record:
+        start = int(self.starts[i])
+        return Record(int(self.index[i]), None, self.path, int(self.lines[i]),
+                      self.buffer[start:start + int(self.lengths[i])])
+
+    def take(self, positions: np.ndarray) -> "_MappedLines":
+        return _MappedLines(self.path, self.buffer, self.starts[positions], self.lengths[positions],
+                            self.index[positions], self.lines[positions])
+
+
 class RecordSet(Sequence[Record]):
     """Records read once and held, handed from step to step: a recipe reads its input once
     and each step sees the records the steps before it kept. A step sees them as it would
     a file of these records (index = position); each record keeps where it came from
-    (file, line, the raw JSONL bytes), for messages and for writing it out unchanged."""
+    (file, line, the raw JSONL bytes), for messages and for writing it out unchanged.
 
-    def __init__(self, records: Sequence[Record]) -> None:
+    An uncompressed JSONL file is read in place (mapped, each record's line parsed when a
+    step reads it); other inputs are held as read."""
+
+    def __init__(self, records: Sequence[Record] | _MappedLines) -> None:
         self._records = records
 
     @classmethod
     def read(cls, source: Source, input_format: str | None = None, rejects: Rejects | None = None,
              progress: bool | None = None) -> "RecordSet":
         """Every readable record of ``source``; bad ones go to ``rejects``."""
+        from entrosel.io.readers import is_plain_jsonl
+
+        if is_plain_jsonl(source, input_format):
+            return cls(_MappedLines.read(source, rejects, progress))
         with Progress("reading", unit=" records", enabled=progress) as bar:
             records = []
             for record in iter_records(source, input_format, rejects):
-                if record.raw is not None:  # a JSONL line: its bytes are the record, parsed when
-                    record.data = None      # a step reads it (a third of the memory of the dict)
                 records.append(record)
                 bar.update()
         return cls(records)
@@ -85,11 +127,15 @@ class RecordSet(Sequence[Record]):
 
     def take(self, positions: Iterable[int]) -> "RecordSet":
         """The records at ``positions``, in that order."""
+        if isinstance(self._records, _MappedLines):
+            return RecordSet(self._records.take(np.asarray(list(positions), dtype=np.int64)))
         return RecordSet([self._records[int(p)] for p in positions])
 
     @property
     def input_indices(self) -> np.ndarray:
         """Each record's index in the input that was read."""
+        if isinstance(self._records, _MappedLines):
+            return self._records.index.copy()
         return np.fromiter((r.index for r in self._records), dtype=np.int64, count=len(self._records))
 
 

@@ -541,9 +541,9 @@ def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
     echo = echo or (lambda line: None)
     records: RecordSet | None = None
     if not dry_run:
-        work.mkdir(parents=True, exist_ok=True)
         rejects = Rejects(recipe.reading.get("on_error", "raise"))
         records = RecordSet.read(source, recipe.reading.get("input_format"), rejects, progress)
+        work.mkdir(parents=True, exist_ok=True)  # only once the input reads: a bad one leaves nothing
         rejects.write(work / "00-input.rejects.jsonl")
         if log.wanted:
             log_run(log, {}, [], {row["index"]: rejected_removal(row) for row in rejects.rejected}, "read", 0)

@@ -188,6 +188,44 @@ def jsonl_lines(path: str | Path, start: int = 0) -> Iterator[tuple[int, int, by
                 index += 1
 
 
+def is_plain_jsonl(path: str | Path, input_format: str | None = None) -> bool:
+    """Whether ``path`` is one uncompressed JSONL file (whose lines can be read in place)."""
+    if not isinstance(path, (str, os.PathLike)) or hub_name(path, input_format) is not None:
+        return False
+    p = Path(path)
+    if not p.is_file() or (input_format or detect_format(p)) != "jsonl":
+        return False
+    with open(p, "rb") as f:
+        return f.read(2) != _GZIP_MAGIC
+
+
+def jsonl_spans(path: str | Path, rejects: Rejects | None = None) -> Iterator[tuple[int, int, int, int]]:
+    """``(index, line, start, length)`` of each readable record of an uncompressed JSONL file:
+    where its bytes lie in the file (line ends and a byte-order mark left out). Every line is
+    parsed once to check it; a bad one goes to ``rejects``, as :func:`read_records` does."""
+    p = Path(path)
+    rejects = rejects if rejects is not None else Rejects()
+    index = offset = count = 0
+    with open(p, "rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            start, offset = offset, offset + len(raw)
+            if line_no == 1 and raw.startswith(_BOM):
+                raw, start = raw[len(_BOM):], start + len(_BOM)
+            if not raw.strip():
+                continue
+            raw = raw.rstrip(b"\r\n")
+            try:
+                parse_jsonl_line(p, index, line_no, raw)
+            except InputError as e:
+                rejects.reject(e, raw.decode("utf-8", "replace"))
+            else:
+                yield index, line_no, start, len(raw)
+                count += 1
+            index += 1
+    if count == 0 and not rejects.rejected:
+        raise InputError("input holds no records", p)
+
+
 def parse_jsonl_line(path: str | Path, index: int, line_no: int, raw: bytes) -> Record:
     """One JSONL line as a :class:`Record`; raises :class:`InputError` naming the line."""
     try:
