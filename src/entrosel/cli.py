@@ -22,6 +22,7 @@ from entrosel.engines import WorkerDied
 from entrosel.errors import InputError
 from entrosel.formats.render import RenderError
 from entrosel.io.sharegpt import SPLITS
+from entrosel.probe.train import DEFAULT_SIZE, SIZES as PROBE_SIZES
 from entrosel.scoring import SCORERS, CompressionScorer, LanguageModelScorer, Scorer
 from entrosel.selection import SELECTORS, Selector
 from entrosel.selection.zip import Interrupted
@@ -146,8 +147,8 @@ def _cmd_prune(a: argparse.Namespace) -> int:
 
 def _probe_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("the data probe")
-    g.add_argument("--size", choices=("tiny", "small", "base"), default="tiny",
-                   help="probe size (default: tiny, minutes on 2 CPU cores for a few MB)")
+    g.add_argument("--size", choices=tuple(PROBE_SIZES), default=DEFAULT_SIZE,
+                   help=f"probe size (default: {DEFAULT_SIZE}, minutes on 2 CPU cores for a few MB)")
     g.add_argument("--epochs", type=int, default=1, help="training epochs (default: 1)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
@@ -214,7 +215,8 @@ def _law_l_options(p: argparse.ArgumentParser) -> None:
                    help="a Hugging Face trainer_state.json: mean logged loss within the first epoch")
     g.add_argument("--probe", action="store_true",
                    help="train the data probe one epoch on the set (same --size and --seed for every set)")
-    g.add_argument("--size", choices=("tiny", "small", "base"), default="tiny", help="probe size (default: tiny)")
+    g.add_argument("--size", choices=tuple(PROBE_SIZES), default=DEFAULT_SIZE,
+                   help=f"probe size (default: {DEFAULT_SIZE})")
     g.add_argument("--seed", type=int, default=0, help="probe seed (default: 0)")
     _device_option(g)
     p.add_argument("--tokenizer", metavar="PATH_OR_NAME", help="also count tokens with this HF tokenizer")

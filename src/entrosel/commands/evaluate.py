@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from entrosel.errors import InputError
 from entrosel.evaluate.runner import Evaluator
+from entrosel.probe.train import DEFAULT_SIZE, SIZES as PROBE_SIZES
 
 
 def evaluate(subsets: Sequence[str | Path] | str | Path, evals: Sequence[str | Path] | str | Path,
@@ -76,8 +77,8 @@ def add_evaluate_parser(verbs: Any) -> None:
     p.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="folder for results.json, results.csv, report.html and runs/ (reused by a rerun)")
     model = p.add_argument_group("the model")
-    model.add_argument("--size", choices=("tiny", "small", "base"), default="tiny",
-                       help="train the data probe's GPT-2 of this size from scratch (default: tiny)")
+    model.add_argument("--size", choices=tuple(PROBE_SIZES), default=DEFAULT_SIZE,
+                       help=f"train the data probe's GPT-2 of this size from scratch (default: {DEFAULT_SIZE})")
     model.add_argument("--model", metavar="PATH_OR_NAME",
                        help="fine-tune this pre-trained causal LM instead (HF folder or .gguf file)")
     model.add_argument("--gguf-file", metavar="NAME", help="GGUF file inside the --model folder")

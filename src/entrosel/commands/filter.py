@@ -152,10 +152,7 @@ def _cmd_filter(a: argparse.Namespace) -> int:
                        text_field=a.text_field, template=a.template,
                        on_error=a.on_error, removed_out=a.removed_out, progress=a.progress,
                        **drop_outputs(a))
-    if isinstance(step, Dedup) and step.near:
-        minhash = (f"MinHash {step.num_perm} permutations, {step.bands_} bands x {step.rows_} rows, "
-                   f"threshold {step.threshold:g}, word {step.ngram}-grams")
-        s.note = "; ".join(x for x in (minhash, s.note) if x)
+    s.note = "; ".join(x for x in (step.note(), s.note) if x)
     print(s.line(f"filter {a.filter}"), file=sys.stderr)
     return 0
 

@@ -14,9 +14,10 @@ from entrosel.law.history import Version, load_history, save_history
 from entrosel.law.trainer_state import first_epoch_loss
 from entrosel.params import Param, check_params
 from entrosel.pool import InputOptions, Source
+from entrosel.probe.train import DEFAULT_SIZE, SIZES as PROBE_SIZES
 
 # L is a mean loss in nats per token
-_MEASURE = {"loss": Param(float, low=0), "probe_size": Param(str, choices=("tiny", "small", "base")),
+_MEASURE = {"loss": Param(float, low=0), "probe_size": Param(str, choices=tuple(PROBE_SIZES)),
             "seed": Param(int, low=0, high=2**32 - 1), "on_error": Param(str, choices=("raise", "skip"))}
 _HISTORY_SUFFIXES = (".json", ".csv")
 
@@ -43,7 +44,7 @@ def _check_history_name(history: str | Path) -> None:
 
 def law_measure(input: Source, *, serialize: str = "text", compressor: str = "zlib", level: int | None = None,
                 tokenizer: str | None = None,
-                probe: bool = False, probe_size: str = "tiny", seed: int = 0, device: str = "auto",
+                probe: bool = False, probe_size: str = DEFAULT_SIZE, seed: int = 0, device: str = "auto",
                 loss: float | None = None,
                 trainer_state: str | Path | None = None, input_format: str | None = None,
                 text_field: str | None = None, template: str | None = None, on_error: str = "raise",
@@ -88,7 +89,7 @@ def law_track(history: str | Path, name: str, input: Source, *, score: float | N
     _check_history_name(history)
     check_params({"score": score}, {"score": Param(float)})
     options = {k: measure_options.get(k, default) for k, default in (
-        ("loss", None), ("trainer_state", None), ("probe", False), ("probe_size", "tiny"),
+        ("loss", None), ("trainer_state", None), ("probe", False), ("probe_size", DEFAULT_SIZE),
         ("seed", 0), ("device", "auto"), ("on_error", "raise"))}
     _check_measure_options(**options)
     versions = load_history(history)

@@ -15,9 +15,10 @@ from entrosel.errors import InputError
 from entrosel.formats.render import turns_text
 from entrosel.io.records import Rejects, rejects_path
 from entrosel.pool import InputOptions, Source, rendered_records
+from entrosel.probe.train import DEFAULT_SIZE
 
 # prune's own options; the probe's are entrosel.probe.train.PARAMS
-def probe_train(input: Source, output: str | Path, *, size: str = "tiny", epochs: int = 1,
+def probe_train(input: Source, output: str | Path, *, size: str = DEFAULT_SIZE, epochs: int = 1,
                 seed: int = 0, learning_rate: float | None = None, batch_size: int | None = None,
                 device: str = "auto", input_format: str | None = None, text_field: str | None = None,
                 template: str | None = None, on_error: str = "raise", threads: int | None = None,
@@ -44,7 +45,7 @@ def probe_train(input: Source, output: str | Path, *, size: str = "tiny", epochs
 
 
 def prune_pool(input: Source, output: str | Path, *, keep: float | None = None, budget: int | None = None,
-               budget_tokens: int | None = None, model: str | None = None, probe_size: str = "tiny",
+               budget_tokens: int | None = None, model: str | None = None, probe_size: str = DEFAULT_SIZE,
                epochs: int = 1, seed: int = 0, scores_out: str | Path | None = None,
                engine: str | Engine = "local", ray_address: str | None = None,
                progress: bool | None = None, **scoring: Any) -> RunSummary:

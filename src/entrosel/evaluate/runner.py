@@ -25,11 +25,11 @@ from entrosel.evaluate.data import TextSet, check_overlap, name_sets, read_eval_
 from entrosel.io.atomic import atomic_path
 from entrosel.params import Param, check_params
 from entrosel.pool import InputOptions
+from entrosel.probe.train import DEFAULT_SIZE
 
 # the modules whose code decides a run's numbers: their source is part of every run's key
 CODE = ("evaluate/train.py", "evaluate/measures.py", "evaluate/data.py", "probe/train.py", "scoring/lm.py",
         "formats/render.py")
-SIZES_DEFAULT = "tiny"
 
 
 # the options a user can get wrong, by field (checked before any set is read)
@@ -87,7 +87,7 @@ class Evaluator:
     ``tokens``: every run trains on exactly this many tokens; else ``epochs`` passes.
     """
 
-    size: str = SIZES_DEFAULT
+    size: str = DEFAULT_SIZE
     model: str | None = None
     gguf_file: str | None = None
     tokens: int | None = None

@@ -39,6 +39,10 @@ class Filter(Step):
 
     batch_size: ClassVar[int] = 1024
 
+    def note(self) -> str:
+        """What the one-line summary adds after ``fit`` (settings it derived), or ``""``."""
+        return ""
+
     def judge(self, batch: Batch) -> list[Removal | None]:
         """For each ``(record, turns)``: why it goes, or ``None`` when it stays."""
         raise NotImplementedError

@@ -88,6 +88,12 @@ class Dedup(Filter):
     # options that only near duplicates use (refused without near)
     near_only: ClassVar[tuple[str, ...]] = ("threshold", "ngram", "num_perm", "bands", "seed", "work_dir")
 
+    def note(self) -> str:
+        if not self.near:
+            return ""
+        return (f"MinHash {self.num_perm} permutations, {self.bands_} bands x {self.rows_} rows, "
+                f"threshold {self.threshold:g}, word {self.ngram}-grams")
+
     def _check(self) -> None:
         if self.bands is not None and self.bands > self.num_perm:
             raise InputError(f"--bands ({self.bands}) cannot exceed --num-perm ({self.num_perm})")

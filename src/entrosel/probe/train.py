@@ -47,6 +47,9 @@ SIZES = {
 }
 
 
+DEFAULT_SIZE = "tiny"  # minutes on 2 CPU cores for a few MB; every verb's default
+
+
 def train_tokenizer(texts: list[str], vocab_size: int):
     """A byte-level BPE tokenizer trained on ``texts``, as a transformers fast tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -255,7 +258,7 @@ def evaluation_loss(model, blocks, batch_size: int = 32, device: str = "cpu") ->
     return total / count
 
 
-def train_probe(texts: Iterable[str], output: str | Path, *, size: str = "tiny", epochs: int = 1,
+def train_probe(texts: Iterable[str], output: str | Path, *, size: str = DEFAULT_SIZE, epochs: int = 1,
                 seed: int = 0, learning_rate: float | None = None, batch_size: int | None = None,
                 device: str = "cpu", precision: str = "auto", progress: bool | None = None) -> dict[str, Any]:
     """Train the probe on ``texts``; save a Hugging Face model folder with ``metrics.json``.
