@@ -211,3 +211,28 @@ def test_a_record_of_50_mb_works(command, tmp_path, monkeypatch):
     code, err = _cli(*argv)
     assert code == 0, err
     assert out.stat().st_size > 0
+
+
+@pytest.mark.parametrize("verb", ["select", "run"])
+def test_a_full_disk_is_a_clear_error_and_leaves_no_output(verb, tmp_path, monkeypatch):
+    import errno
+
+    from entrosel.io import writers
+
+    def fills_the_disk(records, path, like, gz=False):
+        with open(path, "wb") as f:  # some bytes reach the disk first
+            f.write(b'{"partial": ')
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setitem(writers._WRITERS, "jsonl", fills_the_disk)
+    pool = write_jsonl(tmp_path / "pool.jsonl", step_pool())
+    out = tmp_path / "out" / "picked.jsonl"
+    if verb == "select":
+        code, err = _cli("select", "random", pool, "-o", out, "--budget", "3", "--no-progress")
+    else:
+        recipe = tmp_path / "r.yaml"
+        recipe.write_text("steps:\n  - select random: {budget: 3}\n")
+        code, err = _cli("run", recipe, pool, "-o", out, "--no-progress")
+    assert code == 2 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("entrosel: error: no space left on the device writing ")
+    assert not out.exists() and not list(out.parent.glob(".picked*"))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import functools
 import json
 import sys
@@ -394,11 +395,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkerDied as e:  # not the input's fault (so not 2), and not a bug to report
         print(f"entrosel: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return _internal_error()
+        # outputs are written beside their target and renamed at the end: none is left half-written
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"entrosel: error: no space left on the device{where}; free some space or write the "
+              "output (and --work-dir, TMPDIR) elsewhere; the output was not written", file=sys.stderr)
+        return 2
     except Exception:
-        traceback.print_exc()
-        print("entrosel: internal error (exit 1); please report it with the traceback above",
-              file=sys.stderr)
-        return 1
+        return _internal_error()
+
+
+def _internal_error() -> int:
+    traceback.print_exc()
+    print("entrosel: internal error (exit 1); please report it with the traceback above", file=sys.stderr)
+    return 1
 
 
 def run(argv: Sequence[str] | None = None) -> Any:

@@ -67,11 +67,11 @@ class _MappedLines:
         from entrosel.io.readers import jsonl_spans
 
         columns: list[list[int]] = [[], [], [], []]
-        with Progress("reading", unit=" records", enabled=progress) as bar:
+        with Progress("reading", total=os.path.getsize(path), unit="B", enabled=progress) as bar:
             for span in jsonl_spans(path, rejects):
                 for column, value in zip(columns, span):
                     column.append(value)
-                bar.update()
+                bar.update(span[3] + 1)  # the line's bytes: the bar shows an ETA
         index, lines, starts, lengths = (np.asarray(c, dtype=np.int64) for c in columns)
         with open(path, "rb") as f:
             buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)

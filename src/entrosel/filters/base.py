@@ -12,7 +12,7 @@ A record-level filter writes only ``judge(batch) -> [Removal | None, ...]``; a p
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Self, Sized
 
 from entrosel.formats.render import Turn
 from entrosel.io.records import Record, Rejects
@@ -65,7 +65,9 @@ class Filter(Step):
         self.records_ = 0
         self._status = bytearray()  # per input index: 0 unreadable, 1 kept, 2 removed
         self._start(source, options)
-        with Progress(f"filter {self.name}", unit=" records", enabled=progress) as bar:
+        # records held (a recipe's, a list, a table) are counted, so the bar shows an ETA
+        total = len(source) if isinstance(source, Sized) and not isinstance(source, (str, bytes)) else None
+        with Progress(f"filter {self.name}", total=total, unit=" records", enabled=progress) as bar:
             batch: Batch = []
             for pair in rendered_records(source, options, self.rejects_):
                 batch.append(pair)
