@@ -215,6 +215,8 @@ class ZipSelector(Selector):
         if compressor.name == "zstd":  # its match finder decides the selection
             zstd = zstd_module()
             fingerprint["zstd"] = f"zstandard {zstd.__version__}, libzstd {'.'.join(map(str, zstd.ZSTD_VERSION))}"
+            if fingerprint["strategy"] == "conditional":  # past 16 MiB its picks differ from before
+                fingerprint["long_memory"] = "tables up to the window; the picks' index past the reach"
         cp = Checkpoint(self.checkpoint, fingerprint)
         if cp.exists and not self.resume:
             raise InputError("folder holds a checkpoint already; pass --resume to continue it, "
