@@ -948,8 +948,9 @@ def per_example(run: dict[str, Any], name: str, measure: str) -> tuple[np.ndarra
 
 def analyse(runs: list[dict[str, Any]], cfg: SmolConfig) -> dict[str, Any]:
     """Per budget and measure: each method's and control's rank among the random draws, its
-    empirical and normal-null p, Holm over the methods, a paired bootstrap interval over eval
-    examples against the mean of the draws; the entropy law's fit over all runs of the budget."""
+    empirical and normal-null p, Holm over the methods (and, as a family of their own, over the
+    length-matched controls), a paired bootstrap interval over eval examples against the mean of
+    the draws; the entropy law's fit over all runs of the budget."""
     from entrosel.evaluate import stats
 
     out: dict[str, Any] = {}
@@ -978,12 +979,13 @@ def analyse(runs: list[dict[str, Any]], cfg: SmolConfig) -> dict[str, Any]:
                     p_norm = 1.0
                 rows[r["stem"]] = {"value": v, "vs_random": v - null["mean"], "rank": stats.rank_among(v, values),
                                    "rank_p": stats.rank_p(v, values), "p": p_norm, "ci": ci, "kind": r["kind"]}
-            methods = [s for s in rows if rows[s]["kind"] == "method"]
-            for s, adj in zip(methods, stats.holm([rows[s]["p"] for s in methods])):
-                rows[s]["p_holm"] = adj
+            for kind in ("method", "length-matched"):  # two families: the methods, and the controls
+                family = [s for s in rows if rows[s]["kind"] == kind]
+                for s, adj in zip(family, stats.holm([rows[s]["p"] for s in family])):
+                    rows[s]["p_holm"] = adj
             for s, row in rows.items():
                 # better / worse only where the adjusted p and the interval over examples both say so
-                p = row.get("p_holm", row["p"])
+                p = row["p_holm"]
                 better = sign * row["vs_random"] > 0
                 clear = p < ALPHA and (row["ci"]["low"] > 0 or row["ci"]["high"] < 0)
                 row["answer"] = ("better" if better else "worse") if clear else "indistinguishable"

@@ -96,7 +96,8 @@ def render(result: dict[str, Any], speed: dict[str, Any] | None) -> str:
         "as a new draw), Holm-corrected over the five methods per measure and budget, and requires the 95% "
         "paired bootstrap interval over evaluation examples (method minus the mean of the draws, 2,000 "
         "resamples) to exclude 0. Answer: *better* / *worse* than random when both hold, else "
-        "*indistinguishable* at this size. The controls are tested the same way, without Holm.", ""]
+        "*indistinguishable* at this size. The length-matched controls are tested the same way, Holm over "
+        "the four controls as a family of their own.", ""]
     if speed:
         lines += [f"**Speed** (`python benchmarks/bench_train_speed.py`; {speed['batch_size']}x{speed['context']} "
                   "tokens per step, full fine-tuning, load average beside each row: other work shared the 2 cores):",
@@ -229,6 +230,20 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def analysis(result: dict[str, Any]) -> dict[str, Any]:
+    """The statistics made again from the runs by the experiment's current code (a grid that
+    started under older code wrote its own)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("entropy_law_experiment", ROOT / "benchmarks" /
+                                                  "entropy_law_experiment.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    cfg = module.SmolConfig(**{**result["config"], "budgets": tuple(result["config"]["budgets"])})
+    return module.analyse(result["runs"], cfg)
+
+
 def load(folder: Path = RESULTS, results: Path | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     result = json.loads((results or folder / "results.json").read_text())
     speed_file = folder / "train_speed.json"
@@ -258,9 +273,9 @@ def main(argv: list[str] | None = None) -> int:
                         "docs/results/smollm2/results.json, then the page is made from it")
     a = p.parse_args(argv)
     if a.results and not a.check:
-        text = a.results.read_text()  # read once: the grid may rewrite it at any time
-        json.loads(text)
-        (RESULTS / "results.json").write_text(text)
+        result = json.loads(a.results.read_text())  # read once: the grid may rewrite it at any time
+        result["analysis"] = analysis(result)
+        (RESULTS / "results.json").write_text(json.dumps(result, separators=(",", ":")) + "\n")
     result, speed = load()
     section = render(result, speed)
     page = PAGE.read_text()
