@@ -107,6 +107,7 @@ class _Tee:
 def child(pool: Path, budget: int, work: Path, workers: int | None) -> dict:
     import yaml
 
+    from entrosel import render_text
     from entrosel.cli import main
     from entrosel.selection import zip as zip_module
 
@@ -144,9 +145,10 @@ def child(pool: Path, budget: int, work: Path, workers: int | None) -> dict:
                               capture_output=True, text=True, env=os.environ)
     r = json.loads(measured.stdout)["R"] if measured.returncode == 0 else None
     data = output.read_bytes() if output.exists() else b""
+    texts = [render_text(json.loads(line)) for line in data.splitlines()]
     return {"exit": code, "wall_s": round(wall, 1), "load_end": os.getloadavg()[0],
-            "steps": meter.steps, "R": r, "rounds": rounds, "selected": data.count(b"\n"),
-            "sha256": hashlib.sha256(data).hexdigest()}
+            "steps": meter.steps, "R": r, "rounds": rounds, "selected": len(texts),
+            "repeats": len(texts) - len(set(texts)), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 # --- one stage-2 round against a large selection, per version ---------------------------------
@@ -235,7 +237,8 @@ def slice_pool(pool: Path, records: int, folder: Path) -> Path:
 
 def report(result: dict, pool_bytes: int) -> None:
     print(f"\n{result['src']}: exit {result['exit']}, {result['selected']:,} selected "
-          f"(sha256 {result['sha256'][:16]}), R {result['R']}, {result['wall_s']} s in all (load average {result['load_start']:.1f} "
+          f"({result.get('repeats', '?')} repeating an earlier pick's text; sha256 "
+          f"{result['sha256'][:16]}), R {result['R']}, {result['wall_s']} s in all (load average {result['load_start']:.1f} "
           f"at the start, {result['load_end']:.1f} at the end)")
     print(f"{'step':<60} {'wall s':>8} {'peak PSS MB':>12} {'x pool':>7} {'workers MB':>11} "
           f"{'load':>5}")
