@@ -614,6 +614,7 @@ METHODS = {  # stem -> label; the random draws are "random-K", the length-matche
 }
 MATCHED = ("default-recipe", "zip-paper", "info-prune", "target-chitchat")  # picks of another length than random
 ALPHA = 0.05
+MAX_OVER = 1.25  # a subset whose last (whole) record takes it past 1.25x the budget is not compared
 
 
 def smollm2_gguf() -> str:
@@ -978,7 +979,8 @@ def analyse(runs: list[dict[str, Any]], cfg: SmolConfig) -> dict[str, Any]:
                 except ValueError:
                     p_norm = 1.0
                 rows[r["stem"]] = {"value": v, "vs_random": v - null["mean"], "rank": stats.rank_among(v, values),
-                                   "rank_p": stats.rank_p(v, values), "p": p_norm, "ci": ci, "kind": r["kind"]}
+                                   "rank_p": stats.rank_p(v, values), "p": p_norm, "ci": ci, "kind": r["kind"],
+                                   "supervised_ratio": r["supervised_tokens"] / budget}
             for kind in ("method", "length-matched"):  # two families: the methods, and the controls
                 family = [s for s in rows if rows[s]["kind"] == kind]
                 for s, adj in zip(family, stats.holm([rows[s]["p"] for s in family])):
@@ -989,6 +991,8 @@ def analyse(runs: list[dict[str, Any]], cfg: SmolConfig) -> dict[str, Any]:
                 better = sign * row["vs_random"] > 0
                 clear = p < ALPHA and (row["ci"]["low"] > 0 or row["ci"]["high"] < 0)
                 row["answer"] = ("better" if better else "worse") if clear else "indistinguishable"
+                if row["supervised_ratio"] > MAX_OVER:  # its last record took it far past the budget
+                    row["answer"] = f"not comparable ({row['supervised_ratio']:.2f}x the budget)"
             block["measures"][name] = {"label": label, "measure": measure, "null": null, "rows": rows}
         law_runs = [r for r in mine if r["L"] is not None]
         if len(law_runs) >= 5:

@@ -97,7 +97,11 @@ def render(result: dict[str, Any], speed: dict[str, Any] | None) -> str:
         "paired bootstrap interval over evaluation examples (method minus the mean of the draws, 2,000 "
         "resamples) to exclude 0. Answer: *better* / *worse* than random when both hold, else "
         "*indistinguishable* at this size. The length-matched controls are tested the same way, Holm over "
-        "the four controls as a family of their own.", ""]
+        "the four controls as a family of their own.",
+        "- **Equal tokens, within limits**: a subset is cut after the record that takes it to the budget, "
+        "that record whole, and training drops the last partial row, so runs trained on 0.9-1.2x the budget "
+        "(the column *trained supervised tokens*); a run whose last record took it past 1.25x is marked *not "
+        "comparable* and given no answer.", ""]
     if speed:
         lines += [f"**Speed** (`python benchmarks/bench_train_speed.py`; {speed['batch_size']}x{speed['context']} "
                   "tokens per step, full fine-tuning, load average beside each row: other work shared the 2 cores):",

@@ -116,6 +116,15 @@ def test_analysis_tells_a_clear_winner_a_clear_loser_and_noise(experiment):
     assert block["law"]["points"] == 13
 
 
+def test_analysis_refuses_a_subset_far_past_the_budget(experiment):
+    cfg = experiment.SmolConfig(budgets=(1000,), draws=10)
+    runs = [_fake_run(1000, f"random-{k}", "random", 6.0 + 0.01 * k, 0.25) for k in range(10)]
+    big = _fake_run(1000, "info-prune", "method", 5.0, 0.25)
+    big["supervised_tokens"] = 1900  # one long last record: 1.9x the budget
+    rows = experiment.analyse(runs + [big], cfg)["1000"]["measures"]["heldout-sharegpt"]["rows"]
+    assert rows["info-prune"]["answer"] == "not comparable (1.90x the budget)"
+
+
 def test_analysis_waits_for_three_draws(experiment):
     cfg = experiment.SmolConfig(budgets=(1000,), draws=10)
     runs = [_fake_run(1000, "random-0", "random", 6.0, 0.25), _fake_run(1000, "zip-paper", "method", 5.0, 0.25)]
