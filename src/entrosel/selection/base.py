@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from entrosel.engines import Engine, make_engine
 from entrosel.errors import InputError
 from entrosel.io.records import Rejects, rejects_path
 from entrosel.io.trace import DropLog, Removal, log_run, record_ids, rejected_removal
@@ -161,3 +162,20 @@ class Selector(Step):
         rejects = self.rejected()
         return RunSummary(len(indices), len(rejects), time.perf_counter() - t0, Path(output),
                           rejects.write(rejects_path(output)), note=log.note())
+
+
+@dataclass(kw_only=True)
+class EngineSelector(Selector):
+    """A selector whose heavy work runs on an engine, handed in by whoever runs it: a name in
+    :data:`entrosel.engines.ENGINES` (with its ``workers`` and ``ray_address``) or an
+    :class:`~entrosel.engines.Engine`; ``engine_`` is the engine it ran on."""
+
+    workers: int | None = option(None, group="engine")
+    engine: str | Engine = option("local", group="engine")
+    ray_address: str | None = option(None, group="engine")
+    progress: bool | None = option(None, cli=False)
+
+    def _make_engine(self) -> Engine:
+        """Set and return ``engine_``; a bad worker count or an option of another engine is refused."""
+        self.engine_ = make_engine(self.engine, workers=self.workers, ray_address=self.ray_address)
+        return self.engine_

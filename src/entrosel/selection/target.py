@@ -25,7 +25,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from entrosel.engines import Engine, make_engine
 from entrosel.errors import InputError
 from entrosel.io.records import Rejects
 from entrosel.pool import (InputOptions, Pool, PoolBytes, PoolItems, Source, load_pool,
@@ -37,7 +36,7 @@ from entrosel.scoring.target import (DICT_LEVEL, DSIR_BUCKETS, NCD_LEVEL, Dictio
                                      HashedNgrams, NcdAlignment, bucket_log_probs,
                                      dictionary_shards, log_importance_weights)
 from entrosel.scoring.tokens import count_tokens, load_tokenizer
-from entrosel.selection.base import SELECTORS, Selector
+from entrosel.selection.base import SELECTORS, EngineSelector
 from entrosel.selection.by_score import _take, budget_size, top_k
 
 METHODS = ("dict", "ncd", "dsir")
@@ -94,7 +93,7 @@ def _ranges(sizes: np.ndarray, chunk_bytes: int) -> list[tuple[int, int]]:
 
 @SELECTORS.register("target")
 @dataclass(kw_only=True)
-class TargetSelector(Selector):
+class TargetSelector(EngineSelector):
     """Select the pool records closest to a target set (see the module docstring).
 
     After ``fit``: ``target_records_``, ``target_bytes_``, ``dictionaries_`` (dict: how many
@@ -132,11 +131,6 @@ class TargetSelector(Selector):
                           group="method")
     target_format: str | None = option(None, "the target's format (default: from its extension)",
                                        group="method")
-    workers: int | None = option(None, group="engine")
-    # a name in entrosel.engines.ENGINES, or an Engine
-    engine: str | Engine = option("local", group="engine")
-    ray_address: str | None = option(None, group="engine")
-    progress: bool | None = option(None, cli=False)
 
     selected_: list[int] = field(default_factory=list, init=False, repr=False)
 
@@ -169,7 +163,7 @@ class TargetSelector(Selector):
                 LongMemory(self.level)  # refuses a level outside zstd's 1..22
             elif self.method == "ncd" and not 0 <= self.level <= 9:
                 raise InputError(f"--level for ncd (gzip) must be in 0..9, not {self.level}")
-        self.engine_ = make_engine(self.engine, workers=self.workers, ray_address=self.ray_address)
+        self._make_engine()
         if not selecting:
             return
         given = sum(x is not None for x in (self.budget, self.budget_tokens, self.keep))

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from entrosel.engines import Engine, WorkerDied, make_engine
+from entrosel.engines import WorkerDied
 from entrosel.errors import InputError
 from entrosel.io.records import Rejects
 from entrosel.pool import InputOptions, Pool, Source, load_pool, reusable
@@ -40,7 +40,7 @@ from entrosel.scoring.compression import (COMPRESSOR_HELP, COMPRESSORS, LEVEL_HE
                                           Compressor, zstd_module)
 from entrosel.scoring.conditional import LongMemory
 from entrosel.scoring.tokens import record_token_counts
-from entrosel.selection.base import SELECTORS, Selector
+from entrosel.selection.base import SELECTORS, EngineSelector
 from entrosel.selection.checkpoint import Checkpoint, ZipState
 
 _SCORE_CHUNK = 4096
@@ -65,7 +65,7 @@ class RoundTiming:
 
 @SELECTORS.register("zip")
 @dataclass(kw_only=True)
-class ZipSelector(Selector):
+class ZipSelector(EngineSelector):
     """Select samples by ZIP. Parameters as in the paper's ZIP.py; ``select`` does the work.
 
     After ``select``: ``selected_`` (input row indices, in selection order), ``rounds_``,
@@ -90,15 +90,10 @@ class ZipSelector(Selector):
     level: int | None = option(None, LEVEL_HELP, param=Param(int), group="compression")
     compressor: str = option("zlib", COMPRESSOR_HELP, param=Param(str, choices=COMPRESSORS),
                              group="compression")
-    workers: int | None = option(None, group="engine")
     checkpoint: str | Path | None = option(None, "save the state after every round in DIR",
                                            metavar="DIR")
     resume: bool = option(False, "continue the run saved in --checkpoint DIR", param=Param(bool))
     strategy: str = option("auto", cli=False)  # how ratios are computed; see scoring.anchored
-    # a name in entrosel.engines.ENGINES, or an Engine
-    engine: str | Engine = option("local", group="engine")
-    ray_address: str | None = option(None, group="engine")
-    progress: bool | None = option(None, cli=False)
 
     selected_: list[int] = field(default_factory=list, init=False, repr=False)
 
@@ -136,7 +131,7 @@ class ZipSelector(Selector):
                              "taken from the K2 batch")
         Compressor(self.compressor, self.level)  # refuses a level outside the compressor's range
         # a bad worker count or an option of another engine is refused before the pool is read
-        self.engine_ = make_engine(self.engine, workers=self.workers, ray_address=self.ray_address)
+        self._make_engine()
 
     def score_rows(self, indices: list[int]) -> list[dict[str, Any]]:
         rows = []
