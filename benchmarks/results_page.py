@@ -57,6 +57,7 @@ def render(result: dict[str, Any], speed: dict[str, Any] | None) -> str:
     planned = len(result["grid"])
     done = len(runs)
     by_budget = {b: [r for r in runs if r["budget"] == b] for b in cfg["budgets"]}
+    draws = ", ".join(f"{sum(r['kind'] == 'random' for r in rs)} at {b:,}" for b, rs in by_budget.items())
     lines = ["## SmolLM2-135M, equal supervised tokens", ""]
     status = ("**Status: complete**" if result["complete"] else
               f"**Status: incomplete: {done} of the {planned} planned runs finished** (the grid is resumable; the "
@@ -83,7 +84,7 @@ def render(result: dict[str, Any], speed: dict[str, Any] | None) -> str:
         f"subset in rows of {cfg['context']} tokens, batch {cfg['batch_size']}, AdamW at {cfg['learning_rate']:g} "
         f"(5% warm-up, cosine), {cfg['precision']} autocast, {cfg['threads']} thread(s), training seed 0. The "
         "supervised tokens each run trained on are in the tables (the last partial row of a subset is dropped).",
-        f"- **Null**: {cfg['draws']} random draws per budget, each cut at the budget. **Methods**: "
+        f"- **Null**: random draws ({draws} supervised tokens), each cut at the budget. **Methods**: "
         "the default recipe (exact+near dedup, then long-memory ZIP, zstd), paper ZIP (zlib level 9, `repr` "
         f"serialization; K1 {cfg['k1']}, K2 {cfg['k2']}, K3 {cfg['k3']}), information pruning (the data probe, a "
         "tiny GPT-2 trained on the pool, highest `info` first), dedup + random, and target-aware selection toward "
@@ -91,7 +92,8 @@ def render(result: dict[str, Any], speed: dict[str, Any] | None) -> str:
         "**Length-matched controls**: for the methods whose picks differ in length from random, a random draw "
         "with the method's histogram of supervised tokens per record (pool deciles).",
         "- **Statistics**: a method's rank among the random draws (1 = lowest value) and its empirical two-sided "
-        "p, (1 + draws at least as extreme) / (draws + 1), which with 10 draws cannot go below 0.18; so the "
+        "p, (1 + draws at least as extreme) / (draws + 1), which cannot go below 2 / (draws + 1) (0.18 with 10 "
+        "draws, 0.095 with 20); so the "
         "decision uses p from a normal null (Student's t of the method against the draws' mean and spread, "
         "as a new draw), Holm-corrected over the five methods per measure and budget, and requires the 95% "
         "paired bootstrap interval over evaluation examples (method minus the mean of the draws, 2,000 "
@@ -234,6 +236,29 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result of several grids of the same set-up: each budget's runs and planned runs from
+    the result whose plan of that budget is complete, else the one with the most runs of it (the
+    first on a tie); complete when every budget's plan is done."""
+    out = {**results[0], "runs": [], "grid": []}
+    budgets = list(dict.fromkeys(b for res in results for b in res["config"]["budgets"]))
+    taken = []
+    for b in budgets:
+        def rank(res: dict[str, Any]) -> tuple[bool, int]:
+            runs = sum(r["budget"] == b for r in res["runs"])
+            return runs == sum(g["budget"] == b for g in res["grid"]), runs
+        best = max(results, key=rank)  # max keeps the first of equals
+        runs = [r for r in best["runs"] if r["budget"] == b]
+        if runs:
+            taken.append(b)
+            out["runs"] += runs
+            out["grid"] += [g for g in best["grid"] if g["budget"] == b]
+    out["config"] = {**results[0]["config"], "budgets": taken}
+    out["complete"] = len(out["runs"]) == len(out["grid"])
+    out["seconds"] = sum(res["seconds"] for res in results)
+    return out
+
+
 def analysis(result: dict[str, Any]) -> dict[str, Any]:
     """The statistics made again from the runs by the experiment's current code (a grid that
     started under older code wrote its own)."""
@@ -272,12 +297,13 @@ def section_of(page: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="only compare the page with the JSON")
-    p.add_argument("--results", type=Path,
+    p.add_argument("--results", type=Path, nargs="+",
                    help="the grid's results.json (e.g. data/experiment-smollm2/results.json): copied to "
-                        "docs/results/smollm2/results.json, then the page is made from it")
+                        "docs/results/smollm2/results.json, then the page is made from it; several: each "
+                        "budget's runs from the first file that has them (grids of the same set-up)")
     a = p.parse_args(argv)
     if a.results and not a.check:
-        result = json.loads(a.results.read_text())  # read once: the grid may rewrite it at any time
+        result = merge([json.loads(f.read_text()) for f in a.results])  # read once: the grid rewrites them
         result["analysis"] = analysis(result)
         (RESULTS / "results.json").write_text(json.dumps(result, separators=(",", ":")) + "\n")
     result, speed = load()

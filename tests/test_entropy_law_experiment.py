@@ -170,6 +170,21 @@ def test_page_says_when_the_grid_is_incomplete(experiment, page):
     assert "| zip-paper | 100, 100 | +0.5000 | [+0.5000, +0.5000] | +0.0000 | [+0.0000, +0.0000] |" in text
 
 
+def test_merged_grids_take_each_budget_from_the_complete_or_fuller_grid(page):
+    a = {"config": {"budgets": [4096, 2048, 8192]}, "seconds": 10.0, "complete": False,
+         "runs": [{"budget": 4096, "stem": f"random-{k}"} for k in range(20)] + [{"budget": 2048, "stem": "a"}] * 3,
+         "grid": [{"budget": b, "stem": "x"} for b in (4096,) * 20 + (2048,) * 6 + (8192,) * 5]}
+    b = {"config": {"budgets": [4096, 2048]}, "seconds": 5.0, "complete": True,
+         "runs": [{"budget": b, "stem": "y"} for b in (4096,) * 3 + (2048,) * 5],
+         "grid": [{"budget": b, "stem": "y"} for b in (4096,) * 3 + (2048,) * 5]}
+    merged = page.merge([a, b])
+    assert merged["config"]["budgets"] == [4096, 2048]  # 8192: no run finished anywhere
+    # 4096: both plans complete, the fuller wins; 2048: b's complete plan against a's unfinished one
+    assert [r["stem"] for r in merged["runs"]] == [f"random-{k}" for k in range(20)] + ["y"] * 5
+    assert len(merged["grid"]) == 25 and merged["complete"]
+    assert merged["seconds"] == 15.0
+
+
 # ---------------------------------------------------------------- a small grid end to end
 
 def test_small_grid_end_to_end_and_resumed(experiment, tmp_path, real_exchanges):
