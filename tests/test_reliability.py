@@ -96,14 +96,16 @@ def test_worker_killed_while_computing_is_replaced(real_exchanges):
         group.extend("selected", [3, 4])
         group.extend("selected", [5])
         expected = group.ratios("selected", range(len(records)))
-        original_receive = group.group._receive
+        original_send = group.group._send
 
-        def receive(w):
-            if w == 0 and group.group.restarts == 0:
+        def send(w, message):
+            original_send(w, message)
+            # at once, before it can answer (killed at the wait instead, a worker on a busy
+            # machine could have answered already, and nothing would be seen to die)
+            if w == 0 and message[0] == "scatter" and group.group.restarts == 0:
                 _kill(group.group._procs[0])
-            return original_receive(w)
 
-        group.group._receive = receive
+        group.group._send = send
         got = _within(_HANG_S, group.ratios, "selected", range(len(records)))
         assert group.group.restarts == 1
         np.testing.assert_array_equal(got, expected)
