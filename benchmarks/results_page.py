@@ -246,7 +246,7 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
     for b in budgets:
         def rank(res: dict[str, Any]) -> tuple[bool, int]:
             runs = sum(r["budget"] == b for r in res["runs"])
-            return runs == sum(g["budget"] == b for g in res["grid"]), runs
+            return runs > 0 and runs == sum(g["budget"] == b for g in res["grid"]), runs
         best = max(results, key=rank)  # max keeps the first of equals
         runs = [r for r in best["runs"] if r["budget"] == b]
         if runs:
