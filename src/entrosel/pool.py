@@ -81,9 +81,10 @@ class _MappedLines:
         return len(self.index)
 
     def __getitem__(self, i: int) -> Record:
+        """Record ``i``, its line parsed now (each line was checked when it was read)."""
         start = int(self.starts[i])
-        return Record(int(self.index[i]), None, self.path, int(self.lines[i]),
-                      self.buffer[start:start + int(self.lengths[i])])
+        raw = self.buffer[start:start + int(self.lengths[i])]
+        return Record(int(self.index[i]), json.loads(raw), self.path, int(self.lines[i]), raw)
 
     def take(self, positions: np.ndarray) -> "_MappedLines":
         return _MappedLines(self.path, self.buffer, self.starts[positions], self.lengths[positions],
@@ -122,8 +123,7 @@ class RecordSet(Sequence[Record]):
 
     def __getitem__(self, i: int) -> Record:
         """Record ``i`` as read: its input index, file, line and fields."""
-        r = self._records[i]
-        return r if r.data is not None else Record(r.index, json.loads(r.raw), r.path, r.line, r.raw)
+        return self._records[i]
 
     def take(self, positions: Iterable[int]) -> "RecordSet":
         """The records at ``positions``, in that order."""

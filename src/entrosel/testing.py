@@ -328,7 +328,7 @@ def _result(cls, opts, source: Any, folder: Path, name: str) -> Any:
     if verb == "filter":
         own = {k: v for k, v in opts.items() if k != "on_error"}
         step = cls(**own).fit(source, InputOptions(on_error=opts.get("on_error", "raise")), progress=False)
-        return [i for i in range(len(pool_of(source))) if step.is_kept(i)]
+        return [i for i in range(_size(source)) if step.is_kept(i)]
     if verb == "score":
         out = folder / f"{name}.jsonl"
         cls(**opts).score_file(source, out)
@@ -336,10 +336,11 @@ def _result(cls, opts, source: Any, folder: Path, name: str) -> Any:
     return cls(**opts).select(source)
 
 
-def pool_of(source: Any) -> list[Any]:
+def _size(source: Any) -> int:
+    """How many records (a path: lines) ``source`` holds."""
     if isinstance(source, (str, os.PathLike)):
-        return Path(source).read_bytes().splitlines()
-    return list(range(len(source)))
+        return len(Path(source).read_bytes().splitlines())
+    return len(source)
 
 
 def _check_pool_kinds(cls, opts, source, pool, folder) -> None:

@@ -11,8 +11,8 @@ it is on the command line, options in snake_case::
       - filter dedup: {near: true}
       - select zip: {budget: 1000, compressor: zstd}
 
-The input is read once, into memory; each step is handed the records the steps before it
-kept and leaves only small files under ``work_dir`` (default ``OUTPUT.steps/``): the positions
+The input is read once (a plain JSONL file in place, mapped; other inputs into memory); each
+step is handed the records the steps before it kept and leaves only small files under ``work_dir`` (default ``OUTPUT.steps/``): the positions
 of the records it keeps (``NN-KIND.kept.npy``), a score file, a report, and a completion marker
 holding its fingerprint: the input's content, the reading options, the positions every step
 before it kept, its own options, the content of the files it reads, and entrosel's version. A
@@ -49,7 +49,7 @@ from entrosel.io.readers import INPUT_FORMATS, hub_name
 from entrosel.io.records import Record, Rejects
 from entrosel.io.trace import DropLog, Removal, log_run, record_id, rejected_removal
 from entrosel.io.writers import output_format_for, write_records
-from entrosel.pool import InputOptions, RecordSet, iter_records
+from entrosel.pool import InputOptions, RecordSet
 from entrosel.scoring import SCORERS, RunSummary
 from entrosel.version import __version__
 from entrosel.selection import SELECTORS
