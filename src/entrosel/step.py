@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from entrosel.params import check_fields, hyper_parameters
+from entrosel.params import check_fields, constraints, hyper_parameters
 
 
 class Step:
@@ -36,6 +36,13 @@ class Step:
 
     def _check(self) -> None:
         """Checks across hyper-parameters (a minimum above its maximum, ...)."""
+
+    @classmethod
+    def reads_scores(cls) -> bool:
+        """Whether the step cannot run without a score file (its ``scores`` option is required;
+        ``select random`` may take one, so it does not need one)."""
+        param = constraints(cls).get("scores")
+        return param is not None and param.required
 
     @classmethod
     def example_options(cls, folder: Path) -> dict[str, Any]:

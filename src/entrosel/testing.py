@@ -95,8 +95,8 @@ def _with(pool: list[dict[str, Any]], at: int, bad: bytes) -> bytes:
 
 def _big_record(size: int) -> Callable[[Path, list[dict[str, Any]]], None]:
     def write(path: Path, pool: list[dict[str, Any]]) -> None:
-        words = (b"lorem ipsum dolor sit amet %d " * 1)
-        body = b"".join(words % i for i in range(size // len(words % 0) + 1))[:size].decode()
+        unit = b"lorem ipsum dolor sit amet %d "
+        body = b"".join(unit % i for i in range(size // len(unit) + 1))[:size].decode()
         big = {"id": "big", "conversations": [{"from": "human", "value": "Summarise this: " + body},
                                               {"from": "gpt", "value": "It repeats lorem ipsum."}]}
         path.write_bytes(_jsonl(pool + [big]))
@@ -171,11 +171,6 @@ def _kind(cls: type) -> str:
     raise TypeError(f"{cls.__name__} is not a filter, scorer or selector")
 
 
-def _reads_scores(cls: type) -> bool:
-    param = next((f.metadata.get("param") for f in dataclasses.fields(cls) if f.name == "scores"), None)
-    return param is not None and param.required
-
-
 def _run_api(cls: type, options: dict[str, Any], source: Any, output: Path) -> None:
     from entrosel.commands.filter import filter_to_file
 
@@ -227,7 +222,7 @@ def _run_recipe(cls: type, options: dict[str, Any], source: Path, output: Path, 
     verb = _kind(cls)
     reading = {k: options[k] for k in ("on_error",) if k in options}
     own = {k: v for k, v in options.items() if k not in reading and k != "scores"}
-    steps = [{"score compression": {}}] if _reads_scores(cls) else []
+    steps = [{"score compression": {}}] if cls.reads_scores() else []
     steps.append({f"{verb} {cls.name}": own})
     recipe = folder / f"{cls.name}.recipe.yaml"
     recipe.write_text(yaml.safe_dump({"input": str(source), "output": str(output), **reading,
@@ -277,7 +272,7 @@ def check_step(step: Any, *, options: dict[str, Any] | None = None, folder: str 
         source.write_bytes(_jsonl(pool))
         example = getattr(cls, "example_options", None)
         opts = {**(example(folder) if example is not None else {}), **given, **(options or {})}
-        if _reads_scores(cls) and "scores" not in opts:
+        if cls.reads_scores() and "scores" not in opts:
             opts["scores"] = _scores_for(source, folder)
         ran = []
         for name in checks:

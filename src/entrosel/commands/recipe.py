@@ -185,7 +185,7 @@ def _filter_kind(name: str) -> StepKind:
         return Outcome(kept, s.line(step.kind), judge.removals)
 
     constraints = _step_options(cls)
-    reads_scores = _needs_scores(constraints)
+    reads_scores = cls.reads_scores()
     if reads_scores:  # an earlier score step can supply the score file
         constraints["scores"] = Param(str)
     return StepKind(constraints, "records", check, run, reads_scores, cls.content_fields)
@@ -234,15 +234,10 @@ def _scorer_kind(name: str) -> StepKind:
     return StepKind(_step_options(cls), "scores", check, run, content_fields=cls.content_fields)
 
 
-def _needs_scores(constraints: dict[str, Param]) -> bool:
-    """Whether a step cannot run without a score file (``select random`` only may take one)."""
-    return "scores" in constraints and constraints["scores"].required
-
-
 def _selector_kind(name: str) -> StepKind:
     cls = SELECTORS[name]
     options = _step_options(cls)
-    reads_scores = _needs_scores(options)
+    reads_scores = cls.reads_scores()
     if reads_scores:  # an earlier score step can supply the score file
         options["scores"] = Param(str)
 
