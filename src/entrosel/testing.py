@@ -155,20 +155,15 @@ def registered_steps() -> dict[str, type]:
     from entrosel.scoring import SCORERS
     from entrosel.selection import SELECTORS
 
-    return {**{f"filter {n}": c for n, c in FILTERS.items()},
-            **{f"score {n}": c for n, c in SCORERS.items()},
-            **{f"select {n}": c for n, c in SELECTORS.items()}}
+    return {f"{cls.verb} {name}": cls for registry in (FILTERS, SCORERS, SELECTORS)
+            for name, cls in registry.items()}
 
 
 def _kind(cls: type) -> str:
-    from entrosel.filters import Filter
-    from entrosel.scoring import Scorer
-    from entrosel.selection import Selector
-
-    for base, verb in ((Filter, "filter"), (Scorer, "score"), (Selector, "select")):
-        if issubclass(cls, base):
-            return verb
-    raise TypeError(f"{cls.__name__} is not a filter, scorer or selector")
+    verb = getattr(cls, "verb", None)  # set by the base of each kind of step
+    if verb is None:
+        raise TypeError(f"{cls.__name__} is not a filter, scorer or selector")
+    return verb
 
 
 def _run_api(cls: type, options: dict[str, Any], source: Any, output: Path) -> None:

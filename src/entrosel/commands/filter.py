@@ -6,41 +6,18 @@ import argparse
 import dataclasses
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from entrosel.commands.score import RunSummary
 from entrosel.engines import Engine
 from entrosel.errors import InputError
 from entrosel.filters import FILTERS, Dedup, Filter, LengthFilter, ScoreFilter
+from entrosel.filters.base import FilterSummary, split
 from entrosel.io.records import Record, Rejects, rejects_path
 from entrosel.io.trace import DropLog, log_run, record_id
 from entrosel.io.writers import output_format_for, write_records
 from entrosel.params import flag
 from entrosel.pool import InputOptions, Source, iter_records
-
-
-@dataclass
-class FilterSummary(RunSummary):
-    """A filter's run: ``records`` kept of ``judged``; ``removed`` counts by reason."""
-
-    judged: int = 0
-    removed: dict[str, int] = field(default_factory=dict)
-    removed_file: Path | None = None
-
-    def line(self, verb: str) -> str:
-        """The one-line summary every verb ends with."""
-        gone = sum(self.removed.values())
-        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(self.removed.items(), key=lambda kv: -kv[1]))
-        parts = [f"entrosel {verb}: {self.records:,} of {self.judged:,} records kept, {gone:,} removed"
-                 + (f" ({reasons})" if reasons else "")]
-        if self.rejected:
-            parts.append(f"{self.rejected:,} rejected -> {self.rejects_file}")
-        if self.removed_file is not None:
-            parts.append(f"removed listed in {self.removed_file}")
-        note = f" ({self.note})" if self.note else ""
-        return ", ".join(parts) + f" in {self.seconds:.1f}s -> {self.output}{note}"
 
 
 def filter_to_file(step: Filter, input: Source, output: str | Path, *,
@@ -86,21 +63,6 @@ def _noting_ids(records: Iterable[Record], ids: dict[int, Any]) -> Iterator[Reco
     for record in records:
         ids[record.index] = record_id(record)
         yield record
-
-
-def split(step: Filter, records: Iterable[Record], removed_rows: list[dict[str, Any]]) -> Iterator[Record]:
-    """The records of a fitted filter's input that it keeps, in input order; a row for each
-    removed one (see :meth:`Filter.removed_row`) goes to ``removed_rows``."""
-    referenced = {r.duplicate_of for r in step.removed_.values() if r.duplicate_of is not None}
-    ids: dict[int, Any] = {}
-    # the kept record a duplicate names comes before it, so its id is known in time
-    for record in records:
-        if step.is_kept(record.index):
-            if record.index in referenced:
-                ids[record.index] = record.data.get("id")
-            yield record
-        elif record.index in step.removed_:
-            removed_rows.append(step.removed_row(record, ids))
 
 
 def filter_length(input: Source, output: str | Path, *, min_chars: int | None = None,

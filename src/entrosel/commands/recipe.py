@@ -46,13 +46,14 @@ from entrosel.filters.params import Param, ParameterError, check_params
 from entrosel.io.atomic import atomic_path
 from entrosel.io.fingerprint import content_sha256
 from entrosel.io.readers import INPUT_FORMATS, hub_name
-from entrosel.io.records import Record, Rejects
+from entrosel.io.records import Rejects
 from entrosel.io.trace import DropLog, Removal, log_run, record_id, rejected_removal
 from entrosel.io.writers import output_format_for, write_records
-from entrosel.pool import InputOptions, RecordSet
-from entrosel.scoring import SCORERS, RunSummary
-from entrosel.version import __version__
+from entrosel.pool import RecordSet
+from entrosel.scoring import SCORERS, Scorer
 from entrosel.selection import SELECTORS
+from entrosel.step import Step as StepClass, StepFiles, StepResult
+from entrosel.version import __version__
 
 _TOP = {"input": Param(str), "output": Param(str), "work_dir": Param(str),
         "input_format": Param(str, choices=INPUT_FORMATS), "text_field": Param(str),
@@ -78,64 +79,15 @@ class Step:
 
 
 @dataclass(frozen=True)
-class StepFiles:
-    """Where a step keeps its result in the work folder: the positions of the records it
-    passes on (``kept``, of the records it was given), its score file, its report, the rows
-    of the records it removed and of the bad records it met."""
-
-    stem: Path
-
-    @property
-    def kept(self) -> Path:
-        return self.stem.with_name(self.stem.name + ".kept.npy")
-
-    @property
-    def scores(self) -> Path:
-        return self.stem.with_name(self.stem.name + ".scores.jsonl")
-
-    def report(self, fmt: str) -> Path:
-        return self.stem.with_name(f"{self.stem.name}.{fmt}")
-
-    @property
-    def removed(self) -> Path:
-        return self.stem.with_name(self.stem.name + ".removed.jsonl")
-
-    @property
-    def rejects(self) -> Path:
-        return self.stem.with_name(self.stem.name + ".rejects.jsonl")
-
-    @property
-    def marker(self) -> Path:
-        return self.stem.with_name(self.stem.name + ".done.json")
-
-    @property
-    def drops(self) -> Path:
-        """Why each record the step did not pass on went (written for ``--trace``)."""
-        return self.stem.with_name(self.stem.name + ".drops.jsonl")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a step did: the positions of the records it passes on, in their new order
-    (``None``: all of them, unchanged), and its one-line summary; ``drops`` gives, when
-    called (for ``--trace`` only), why each other record of its input went (position ->
-    :class:`Removal`, duplicates naming positions too)."""
-
-    kept: list[int] | None
-    line: str
-    drops: Callable[[], dict[int, Removal]] | None = None
-
-
-@dataclass(frozen=True)
 class StepKind:
     """What a step of this kind accepts (``constraints``), checks across options, makes
     (``records``: a subset of the records it is given; ``scores``; a ``report``) and runs:
-    ``run(records, files, step, recipe) -> Outcome``, on the records the steps before it kept."""
+    ``run(records, files, step, recipe) -> StepResult``, on the records the steps before it kept."""
 
     constraints: dict[str, Param]
     makes: str
     check: Callable[[dict[str, Any]], None]
-    run: Callable[[RecordSet, StepFiles, Step, "Recipe"], Outcome]
+    run: Callable[[RecordSet, StepFiles, Step, "Recipe"], StepResult]
     reads_scores: bool = False  # its `scores` file may come from an earlier score step
     content_fields: tuple[str, ...] = ()  # options naming files the step's cache hashes
 
@@ -152,43 +104,35 @@ class Recipe:
     steps: list[Step]
     progress: bool | None = None  # the steps' progress bars (None: on a terminal)
 
-    def input_options(self) -> InputOptions:
-        """How the steps render records (the input is read once, by the recipe)."""
-        return InputOptions(None, "text", self.reading.get("text_field"), self.reading.get("template"),
-                            self.reading.get("on_error", "raise"))
-
 
 # ---- the steps ------------------------------------------------------------------------------
 
-def _filter_kind(name: str) -> StepKind:
-    cls = FILTERS[name]
-
-    def check(options: dict[str, Any]) -> None:
-        cls(**options).validate()
-
-    def run(records: RecordSet, files: StepFiles, step: Step, recipe: Recipe) -> Outcome:
-        from entrosel.commands.filter import FilterSummary, split
-
-        t0 = time.perf_counter()
-        judge = cls(**step.options).fit(records, recipe.input_options(), recipe.progress)
-        kept = [p for p in range(len(records)) if judge.is_kept(p)]
-        # rows for the removed records name the kept ones they repeat: only those are read again
-        named = set(judge.removed_) | {r.duplicate_of for r in judge.removed_.values()
-                                        if r.duplicate_of is not None}
-        removed: list[dict[str, Any]] = []
-        for _ in split(judge, (Record(p, records[p].data, "", None) for p in sorted(named)), removed):
-            pass
-        write_records(removed, files.removed)
-        s = FilterSummary(len(kept), len(judge.rejects_), time.perf_counter() - t0, files.kept,
-                          judge.rejects_.write(files.rejects), judged=judge.records_,
-                          removed=dict(judge.counts_), removed_file=files.removed)
-        return Outcome(kept, s.line(step.kind), judge.removals)
-
+def _step_kind(cls: type[StepClass]) -> StepKind:
+    """A registered filter, scorer or selector as a recipe step: built from its options
+    (those its constructor does not take are the local engine's: a parallel scorer's
+    ``workers``) and run by :meth:`~entrosel.step.Step.apply`, which every kind implements."""
     constraints = _step_options(cls)
     reads_scores = cls.reads_scores()
     if reads_scores:  # an earlier score step can supply the score file
         constraints["scores"] = Param(str)
-    return StepKind(constraints, "records", check, run, reads_scores, cls.content_fields)
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+
+    def build(options: dict[str, Any]) -> StepClass:
+        return cls(**{k: v for k, v in options.items() if k in fields})
+
+    def check(options: dict[str, Any]) -> None:
+        build(options).validate()
+
+    def run(records: RecordSet, files: StepFiles, step: Step, recipe: Recipe) -> StepResult:
+        from entrosel.engines import make_engine
+
+        engine = {k: v for k, v in step.options.items() if k not in fields}
+        return build(step.options).apply(records, files, reading=recipe.reading,
+                                         engine=make_engine("local", **engine) if engine else None,
+                                         progress=recipe.progress)
+
+    makes = "scores" if issubclass(cls, Scorer) else "records"
+    return StepKind(constraints, makes, check, run, reads_scores, cls.content_fields)
 
 
 def _step_options(cls: type) -> dict[str, Param]:
@@ -212,53 +156,6 @@ def _step_options(cls: type) -> dict[str, Param]:
     return out
 
 
-def _scorer_kind(name: str) -> StepKind:
-    cls = SCORERS[name]
-
-    def split(options: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-        from entrosel.engines import make_engine
-
-        params = {k: v for k, v in options.items() if k != "workers"}
-        return params, make_engine("local", workers=options.get("workers"))
-
-    def check(options: dict[str, Any]) -> None:
-        cls(**split(options)[0]).validate()
-
-    def run(records: RecordSet, files: StepFiles, step: Step, recipe: Recipe) -> Outcome:
-        params, engine = split(step.options)
-        scorer = cls(**recipe.reading, **params)
-        s = scorer.score_file(records, files.scores, engine=engine, progress=recipe.progress)
-        return Outcome(None, f"entrosel {step.kind}: {s.records:,} records scored{scorer.summary(s)} "
-                             f"in {s.seconds:.1f}s -> {files.scores}")
-
-    return StepKind(_step_options(cls), "scores", check, run, content_fields=cls.content_fields)
-
-
-def _selector_kind(name: str) -> StepKind:
-    cls = SELECTORS[name]
-    options = _step_options(cls)
-    reads_scores = cls.reads_scores()
-    if reads_scores:  # an earlier score step can supply the score file
-        options["scores"] = Param(str)
-
-    def check(options: dict[str, Any]) -> None:
-        cls(**options).validate()
-
-    def run(records: RecordSet, files: StepFiles, step: Step, recipe: Recipe) -> Outcome:
-        t0 = time.perf_counter()
-        shows = {"progress": recipe.progress} if "progress" in {f.name for f in dataclasses.fields(cls)} else {}
-        selector = cls(**recipe.reading, **step.options, **shows).validate()
-        kept = selector.select(records)
-        rejects = selector.rejected()
-        s = RunSummary(len(kept), len(rejects), time.perf_counter() - t0, files.kept,
-                       rejects.write(files.rejects))
-        return Outcome(kept, f"entrosel {step.kind}: {s.records:,} records{selector.summary(s)} in "
-                             f"{s.seconds:.1f}s -> {files.kept}",
-                       lambda: selector.removals(range(len(records))))
-
-    return StepKind(options, "records", check, run, reads_scores, cls.content_fields)
-
-
 _REPORT = {"by": Param(str), "tokenizer": Param(str), "format": Param(str, choices=("html", "md"))}
 
 
@@ -268,15 +165,15 @@ def _check_report(options: dict[str, Any]) -> None:
     pyplot("the report step")  # the [report] extra, checked before any step runs
 
 
-def _run_report(records: RecordSet, files: StepFiles, step: Step, recipe: Recipe) -> Outcome:
+def _run_report(records: RecordSet, files: StepFiles, step: Step, recipe: Recipe) -> StepResult:
     from entrosel.report.selection import selection_report
 
     t0 = time.perf_counter()
     options = {k: v for k, v in step.options.items() if k != "format"}
     reading = {k: v for k, v in recipe.reading.items() if k != "on_error"}
-    output = files.report(step.options.get("format", "html"))
+    output = files.path(step.options.get("format", "html"))
     selection_report(records, output, **options, **reading)
-    return Outcome(None, f"entrosel {step.kind}: {len(records):,} records against {step.options['pool']} "
+    return StepResult(None, f"entrosel {step.kind}: {len(records):,} records against {step.options['pool']} "
                          f"in {time.perf_counter() - t0:.1f}s -> {output}")
 
 
@@ -287,14 +184,13 @@ STEPS: dict[str, StepKind] = {}
 def steps() -> dict[str, StepKind]:
     """:data:`STEPS`, with a step for every filter, scorer and selector registered now (a
     plugin imported after this module too); entries already there are kept."""
-    kinds = {**{f"filter {n}": _filter_kind for n in FILTERS},
-             **{f"score {n}": _scorer_kind for n in SCORERS},
-             **{f"select {n}": _selector_kind for n in SELECTORS}}
+    kinds = {f"{cls.verb} {name}": cls for registry in (FILTERS, SCORERS, SELECTORS)
+             for name, cls in registry.items()}
     for kind in [k for k in STEPS if k != "report" and k not in kinds]:
         del STEPS[kind]  # unregistered since
-    for kind, make in kinds.items():
+    for kind, cls in kinds.items():
         if kind not in STEPS:
-            STEPS[kind] = make(kind.split(" ", 1)[1])
+            STEPS[kind] = _step_kind(cls)
     STEPS.setdefault("report", StepKind(_REPORT, "report", _check_report, _run_report))
     return STEPS
 
@@ -439,7 +335,7 @@ def _plan(recipe: Recipe, input: str | Path, work: Path) -> list[PlannedStep]:
             item.extras["pool"] = input
         planned.append(item)
         if kind.makes == "scores":
-            scores = item.files.scores
+            scores = item.files.path("scores.jsonl")
     return planned
 
 
@@ -472,7 +368,7 @@ def _content(source: str | Path) -> str:
 def _done(item: PlannedStep, fingerprint: str) -> dict[str, Any] | None:
     """The marker of a finished step with this fingerprint, else None."""
     try:
-        marker = json.loads(item.files.marker.read_text())
+        marker = json.loads(item.files.path("done.json").read_text())
     except (OSError, ValueError):
         return None
     if marker.get("fingerprint") != fingerprint or not all(Path(p).exists() for p in marker.get("files", [])):
@@ -483,10 +379,10 @@ def _done(item: PlannedStep, fingerprint: str) -> dict[str, Any] | None:
 def _made(kind: StepKind, files: StepFiles, step: Step) -> list[Path]:
     """The files a finished step of this kind leaves (its marker checks they are there)."""
     if kind.makes == "records":
-        return [files.kept]
+        return [files.path("kept.npy")]
     if kind.makes == "scores":
-        return [files.scores]
-    return [files.report(step.options.get("format", "html"))]
+        return [files.path("scores.jsonl")]
+    return [files.path(step.options.get("format", "html"))]
 
 
 def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
@@ -558,24 +454,24 @@ def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
             continue
         drops = None
         if marker is not None:
-            kept = np.load(item.files.kept).tolist() if kind.makes == "records" else None
+            kept = np.load(item.files.path("kept.npy")).tolist() if kind.makes == "records" else None
             line = f"entrosel run: {step.label} cached -> {made[0]}"
             cached += 1
         else:
             scoped = Step(step.number, step.kind, dict(step.options), step.line, step.option_lines)
             scoped.options.update({name: str(path) for name, path in item.extras.items()})
-            outcome = kind.run(records, item.files, scoped, recipe)
-            kept, line = outcome.kept, outcome.line
-            if log.wanted and outcome.drops is not None:
-                drops = outcome.drops()
-                _write_drops(drops, item.files.drops)
+            result = kind.run(records, item.files, scoped, recipe)
+            kept, line = result.kept, result.line
+            if log.wanted and result.drops is not None:
+                drops = result.drops()
+                _write_drops(drops, item.files.path("drops.jsonl"))
             else:  # one from an earlier run would no longer hold
-                item.files.drops.unlink(missing_ok=True)
+                item.files.path("drops.jsonl").unlink(missing_ok=True)
             fingerprint = fingerprint or _fingerprint(item, given)
             if kind.makes == "records":
-                with atomic_path(item.files.kept) as tmp, open(tmp, "wb") as f:
+                with atomic_path(item.files.path("kept.npy")) as tmp, open(tmp, "wb") as f:
                     np.save(f, np.asarray(kept, dtype=np.int64))
-            with atomic_path(item.files.marker) as tmp:
+            with atomic_path(item.files.path("done.json")) as tmp:
                 tmp.write_text(json.dumps({
                     "fingerprint": fingerprint, "step": step.kind, "options": step.options,
                     "files": [str(p) for p in made], "summary": line,
@@ -610,16 +506,16 @@ def _cached_drops(item: PlannedStep, marker: dict[str, Any] | None) -> dict[int,
     untraced run, what its files say (a filter's removed rows, any step's bad records)."""
     from entrosel.io.readers import read_records
 
-    files = item.files
-    if files.drops.exists() and files.drops.stat().st_size:
+    drops, rejects, removed = (item.files.path(f"{name}.jsonl") for name in ("drops", "rejects", "removed"))
+    if drops.exists() and drops.stat().st_size:
         fields = {f.name for f in dataclasses.fields(Removal)}
         return {r.data["position"]: Removal(**{k: v for k, v in r.data.items() if k in fields})
-                for r in read_records(files.drops)}
+                for r in read_records(drops)}
     out: dict[int, Removal] = {}
-    if files.rejects.exists():
-        out.update((r.data["index"], rejected_removal(r.data)) for r in read_records(files.rejects))
-    if files.removed.exists() and files.removed.stat().st_size:
-        for r in read_records(files.removed):
+    if rejects.exists():
+        out.update((r.data["index"], rejected_removal(r.data)) for r in read_records(rejects))
+    if removed.exists() and removed.stat().st_size:
+        for r in read_records(removed):
             row = r.data
             out[row["index"]] = Removal(row["reason"], row["detail"], row.get("duplicate_of"),
                                         row.get("similarity"))

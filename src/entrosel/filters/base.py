@@ -7,20 +7,26 @@ pool once, rendered, and decides for each record whether it stays; learned attri
 ``filter(source)`` then streams the kept records, unchanged, in input order.
 
 A record-level filter writes only ``judge(batch) -> [Removal | None, ...]``; a pool-level one
-(dedup) also overrides ``_finish`` to decide once it has seen everything.
+(dedup) also overrides ``_finish`` to decide once it has seen everything. ``apply`` (a
+recipe's step) fits it on records read once and returns the positions it keeps.
 """
 from __future__ import annotations
 
+import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Self, Sized
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, Mapping, Self, Sequence, Sized
 
 from entrosel.formats.render import Turn
 from entrosel.io.records import Record, Rejects
 from entrosel.io.trace import Removal, rejected_removal
+from entrosel.io.writers import write_records
 from entrosel.pool import InputOptions, Source, iter_records, rendered_records
 from entrosel.progress import Progress
 from entrosel.registry import Registry
-from entrosel.step import Step
+from entrosel.scoring.base import RunSummary
+from entrosel.step import Step, StepFiles, StepResult
 
 if TYPE_CHECKING:
     from entrosel.engines.base import Engine
@@ -33,11 +39,34 @@ _KEPT, _REMOVED = 1, 2
 Batch = list[tuple[Record, list[Turn]]]
 
 
+@dataclass
+class FilterSummary(RunSummary):
+    """A filter's run: ``records`` kept of ``judged``; ``removed`` counts by reason."""
+
+    judged: int = 0
+    removed: dict[str, int] = field(default_factory=dict)
+    removed_file: Path | None = None
+
+    def line(self, verb: str) -> str:
+        """The one-line summary every verb ends with."""
+        gone = sum(self.removed.values())
+        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(self.removed.items(), key=lambda kv: -kv[1]))
+        parts = [f"entrosel {verb}: {self.records:,} of {self.judged:,} records kept, {gone:,} removed"
+                 + (f" ({reasons})" if reasons else "")]
+        if self.rejected:
+            parts.append(f"{self.rejected:,} rejected -> {self.rejects_file}")
+        if self.removed_file is not None:
+            parts.append(f"removed listed in {self.removed_file}")
+        note = f" ({self.note})" if self.note else ""
+        return ", ".join(parts) + f" in {self.seconds:.1f}s -> {self.output}{note}"
+
+
 class Filter(Step):
     """Base of the filters; subclasses are dataclasses registered in :data:`FILTERS`, their
     hyper-parameters :func:`entrosel.params.option` fields (help and allowed values there)."""
 
     batch_size: ClassVar[int] = 1024
+    verb: ClassVar[str] = "filter"
 
     def note(self) -> str:
         """What the one-line summary adds after ``fit`` (settings it derived), or ``""``."""
@@ -120,6 +149,31 @@ class Filter(Step):
         out.update(self.removed_)
         return out
 
+    def apply(self, records: Sequence[Record], files: StepFiles, *,
+              reading: Mapping[str, Any] | None = None, engine: Engine | None = None,
+              progress: bool | None = None) -> StepResult:
+        """Fit on ``records`` and return the positions kept, in input order (see
+        :meth:`Step.apply`); writes ``files``' ``removed.jsonl`` (a row per removed record)
+        and ``rejects.jsonl``. The summary names ``kept.npy``, which the runner writes."""
+        t0 = time.perf_counter()
+        reading = reading or {}
+        options = InputOptions(None, "text", reading.get("text_field"), reading.get("template"),
+                               reading.get("on_error", "raise"))
+        self.fit(records, options, progress, engine)
+        kept = [p for p in range(len(records)) if self.is_kept(p)]
+        # rows for the removed records name the kept ones they repeat: only those are read again
+        named = set(self.removed_) | {r.duplicate_of for r in self.removed_.values()
+                                      if r.duplicate_of is not None}
+        removed: list[dict[str, Any]] = []
+        for _ in split(self, (Record(p, records[p].data, "", None) for p in sorted(named)), removed):
+            pass
+        write_records(removed, files.path("removed.jsonl"))
+        s = FilterSummary(len(kept), len(self.rejects_), time.perf_counter() - t0,
+                          files.path("kept.npy"), self.rejects_.write(files.path("rejects.jsonl")),
+                          judged=self.records_, removed=dict(self.counts_),
+                          removed_file=files.path("removed.jsonl"))
+        return StepResult(kept, s.line(f"{self.verb} {self.name}"), drops=self.removals)
+
     def removed_row(self, record: Record, ids: dict[int, Any]) -> dict[str, Any]:
         """One row of ``--removed-out`` for a removed record; ``ids``: input index -> id of
         the kept records that duplicates name."""
@@ -135,3 +189,18 @@ class Filter(Step):
             if removal.similarity is not None:
                 row["similarity"] = round(removal.similarity, 4)
         return row
+
+
+def split(step: Filter, records: Iterable[Record], removed_rows: list[dict[str, Any]]) -> Iterator[Record]:
+    """The records of a fitted filter's input that it keeps, in input order; a row for each
+    removed one (see :meth:`Filter.removed_row`) goes to ``removed_rows``."""
+    referenced = {r.duplicate_of for r in step.removed_.values() if r.duplicate_of is not None}
+    ids: dict[int, Any] = {}
+    # the kept record a duplicate names comes before it, so its id is known in time
+    for record in records:
+        if step.is_kept(record.index):
+            if record.index in referenced:
+                ids[record.index] = record.data.get("id")
+            yield record
+        elif record.index in step.removed_:
+            removed_rows.append(step.removed_row(record, ids))

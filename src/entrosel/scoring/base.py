@@ -4,7 +4,8 @@ A scorer is a dataclass of hyper-parameters (scikit-learn style) registered in
 :data:`SCORERS`; its fields made with :func:`entrosel.params.option` are its options, on the
 command line (``entrosel score NAME``) and in the library alike. A scorer writes only
 :meth:`Scorer.rows`; :meth:`Scorer.score_file` reads, writes the rows, the rejects and the
-metadata, and :func:`entrosel.commands.sharded.score` runs it on an engine, in shards or not.
+metadata, :meth:`Scorer.apply` does so on a recipe's records (they pass on unchanged), and
+:func:`entrosel.commands.sharded.score` runs it on an engine, in shards or not.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping, Sequence
 
 from entrosel.errors import InputError
 from entrosel.io.atomic import atomic_path
@@ -23,7 +24,7 @@ from entrosel.io.writers import output_format_for, write_records
 from entrosel.params import Param, option
 from entrosel.pool import InputOptions, Source, reusable
 from entrosel.registry import Registry
-from entrosel.step import Step
+from entrosel.step import Step, StepFiles, StepResult
 
 if TYPE_CHECKING:
     from entrosel.engines.base import Engine
@@ -62,6 +63,7 @@ class Scorer(Step):
     on_error: str = option("raise", group="input", param=Param(str, choices=("raise", "skip")))
 
     option_groups: ClassVar[tuple[str, ...]] = ("input",)
+    verb: ClassVar[str] = "score"
     # True: it scores on the engine's workers (the command takes --workers)
     parallel: ClassVar[bool] = False
     # the column summed into RunSummary.bytes (bytes or tokens scored), if any
@@ -136,3 +138,14 @@ class Scorer(Step):
                 tmp.write_text(json.dumps({"scorer": self.name, **meta}, indent=1) + "\n")
         return RunSummary(n, len(rejects), time.perf_counter() - t0, Path(output),
                           rejects.write(rejects_path(output)), measured["total"])
+
+    def apply(self, records: Sequence[Record], files: StepFiles, *,
+              reading: Mapping[str, Any] | None = None, engine: Engine | None = None,
+              progress: bool | None = None) -> StepResult:
+        """Score ``records`` into ``files``' ``scores.jsonl`` (see :meth:`Step.apply`); the
+        records pass on unchanged (``kept`` is ``None``)."""
+        scorer = self._given(reading)
+        output = files.path("scores.jsonl")
+        s = scorer.score_file(records, output, engine=engine, progress=progress)
+        return StepResult(None, f"entrosel {self.verb} {self.name}: {s.records:,} records scored"
+                                f"{scorer.summary(s)} in {s.seconds:.1f}s -> {output}", scores=output)

@@ -5,24 +5,25 @@ thing the pool was (a list of dicts, a pandas DataFrame, a Hugging Face ``Datase
 A selector is a dataclass of hyper-parameters (scikit-learn style) registered in
 :data:`SELECTORS`; its fields made with :func:`entrosel.params.option` are its options, on
 the command line (``entrosel select NAME``) and in the library alike. Learned attributes
-end in ``_`` (``selected_``, ``rejects_``, ...).
+end in ``_`` (``selected_``, ``rejects_``, ...). ``apply`` (a recipe's step) selects from
+records read once and returns the positions chosen.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping, Sequence
 
 from entrosel.engines import Engine, make_engine
 from entrosel.errors import InputError
-from entrosel.io.records import Rejects, rejects_path
+from entrosel.io.records import Record, Rejects, rejects_path
 from entrosel.io.trace import DropLog, Removal, log_run, record_ids, rejected_removal
 from entrosel.io.writers import output_format_for, write_records
 from entrosel.params import Param, option
 from entrosel.pool import InputOptions, Source, iter_records, pick_records, reusable, subset_of
 from entrosel.registry import Registry
-from entrosel.step import Step
+from entrosel.step import Step, StepFiles, StepResult
 from entrosel.scoring.base import RunSummary
 
 SELECTORS: Registry = Registry("selector")
@@ -47,6 +48,7 @@ class Selector(Step):
     on_error: str = option("raise", param=Param(str, choices=("raise", "skip")), group="input")
 
     option_groups: ClassVar[tuple[str, ...]] = ("budget", "input")
+    verb: ClassVar[str] = "select"
     # what --scores-out writes, when the selector has per-record scores to give
     scores_out_help: ClassVar[str | None] = None
 
@@ -162,6 +164,23 @@ class Selector(Step):
         rejects = self.rejected()
         return RunSummary(len(indices), len(rejects), time.perf_counter() - t0, Path(output),
                           rejects.write(rejects_path(output)), note=log.note())
+
+    def apply(self, records: Sequence[Record], files: StepFiles, *,
+              reading: Mapping[str, Any] | None = None, engine: Engine | None = None,
+              progress: bool | None = None) -> StepResult:
+        """Select from ``records`` and return the positions chosen, in selection order (see
+        :meth:`Step.apply`); writes ``files``' ``rejects.jsonl``. The reading options, the
+        engine and ``progress`` go to a copy of this selector where its class takes them.
+        The summary names ``kept.npy``, which the runner writes."""
+        t0 = time.perf_counter()
+        selector = self._given(reading, engine=engine, progress=progress).validate()
+        kept = selector.select(records)
+        rejects = selector.rejected()
+        s = RunSummary(len(kept), len(rejects), time.perf_counter() - t0, files.path("kept.npy"),
+                       rejects.write(files.path("rejects.jsonl")))
+        return StepResult(kept, f"entrosel {self.verb} {self.name}: {s.records:,} records"
+                                f"{selector.summary(s)} in {s.seconds:.1f}s -> {s.output}",
+                          drops=lambda: selector.removals(range(len(records))))
 
 
 @dataclass(kw_only=True)
