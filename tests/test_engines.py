@@ -47,6 +47,32 @@ class Counter:
         return [scale * (i + self.offset) for i in items]
 
 
+class ThreadedCounter:
+    """A factory whose state can use the cores itself when the engine offers them."""
+
+    def __init__(self, threads: int = 1, can: bool = True) -> None:
+        self.threads, self.can = threads, can
+
+    def __call__(self) -> Counter:
+        state = Counter()
+        state.threads = self.threads
+        return state
+
+    def threaded(self, threads: int) -> "ThreadedCounter | None":
+        return ThreadedCounter(threads) if self.can else None
+
+
+def test_a_factory_that_can_use_threads_runs_in_this_process():
+    with LocalEngine(workers=3).worker_group(ThreadedCounter()) as group:
+        assert isinstance(group, InProcessGroup) and group.state.threads == 3
+        group.update("offset", "add", 2)
+        np.testing.assert_array_equal(group.scatter("shifted", [1, 2], 1), [3, 4])
+    with LocalEngine(workers=2).worker_group(ThreadedCounter(can=False)) as group:
+        assert isinstance(group, ProcessGroup)  # it declined: worker processes
+    with LocalEngine(workers=1).worker_group(ThreadedCounter()) as group:
+        assert isinstance(group, InProcessGroup) and group.state.threads == 1
+
+
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_a_worker_group_holds_any_state_and_gathers_in_order(workers):
     group = LocalEngine(workers=workers).worker_group(Counter)

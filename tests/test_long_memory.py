@@ -13,7 +13,7 @@ from entrosel import ZipSelector, render_text, select_zip  # noqa: E402
 from entrosel.formats.serialize import Serialization  # noqa: E402
 from entrosel.pool import Pool  # noqa: E402
 from entrosel.scoring import conditional  # noqa: E402
-from entrosel.scoring.anchored import ConditionalEvaluator  # noqa: E402
+from entrosel.scoring.anchored import ConditionalEvaluator, EvaluatorFactory  # noqa: E402
 from entrosel.scoring.conditional import LongMemory, conditional_size  # noqa: E402
 
 
@@ -116,12 +116,26 @@ def test_long_memory_does_not_repick_planted_copies(real_exchanges, serialize):
     assert _repeats(pool, zlib_picks) >= 5
 
 
-def test_same_selection_for_any_number_of_workers(real_exchanges):
+def test_same_selection_for_any_number_of_workers(real_exchanges, monkeypatch):
     records = real_exchanges[:200]
     options = dict(k1=60, k2=20, k3=8, compressor="zstd")
     one = select_zip(records, 45, workers=1, **options)
+    monkeypatch.setattr(conditional, "THREADED_MIN_ITEMS", 1)  # every call on C threads
     assert select_zip(records, 45, workers=2, **options) == one
     assert select_zip(records, 45, workers=3, serialize="text", **options) == one
+    # on worker processes, as with a zstandard that has no C threads
+    monkeypatch.setattr(EvaluatorFactory, "threaded", lambda self, threads: None)
+    assert select_zip(records, 45, workers=2, **options) == one
+
+
+@pytest.mark.parametrize("level", [1, 3, 9])
+def test_sizes_on_c_threads_are_those_of_one_at_a_time(real_exchanges, monkeypatch, level):
+    texts = _texts(real_exchanges)
+    digested = LongMemory(level).digest(b"\n\n".join(texts[:50]))
+    monkeypatch.setattr(conditional, "THREADED_MIN_ITEMS", 1)
+    assert conditional.can_thread()
+    alone = digested.sizes(texts[50:])
+    assert digested.sizes(texts[50:], threads=3) == alone == [digested.size(x) for x in texts[50:]]
 
 
 def test_level_changes_the_match_finder_and_is_in_the_checkpoint(tmp_path, real_exchanges):

@@ -39,7 +39,9 @@ def test_killed_actor_is_replaced_and_the_answer_stays(local_ray, real_exchanges
 
     def scatter(self, method, items, *args):
         calls["n"] += 1
-        if calls["n"] == 30:  # mid-run, inside some round's stage 3 (replayed call by call)
+        # mid-run: stage 2 of round 3 (the selection's anchor replayed call by call; stage 3
+        # runs on the driver)
+        if calls["n"] == 3:
             os.kill(ray.get(self.actors[0].pid.remote()), signal.SIGKILL)
             groups.append(self)
         return original(self, method, items, *args)

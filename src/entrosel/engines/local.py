@@ -310,7 +310,8 @@ class LocalEngine(Engine):
     """Worker processes on this machine (the default): ``workers`` of them, 0 or ``None``
     for all cores, 1 to run in this process."""
 
-    workers: int | None = option(None, "worker processes (default: all cores)",
+    workers: int | None = option(None, "worker processes, or C threads in one process where a "
+                                 "step can use them (select zip --compressor zstd) (default: all cores)",
                                  param=Param(int, low=0), metavar="N")
 
     def concurrency(self) -> int:
@@ -320,8 +321,14 @@ class LocalEngine(Engine):
         return ordered_map(fn, chunks, self.concurrency())
 
     def worker_group(self, factory: Callable[[], Any]) -> WorkerGroup:
-        """``factory()`` in each of ``workers`` processes (in this process when 1)."""
+        """``factory()`` in each of ``workers`` processes (in this process when 1). A factory
+        whose state can use the cores itself (``factory.threaded(workers)`` returns one: C
+        threads over one copy of its data) runs in this process instead: no copies, no
+        messages."""
         workers = self.concurrency()
+        threaded = getattr(factory, "threaded", None)
+        if workers > 1 and threaded is not None and (in_threads := threaded(workers)) is not None:
+            return InProcessGroup(in_threads)
         if workers == 1:
             return InProcessGroup(factory)
         return ProcessGroup(factory, workers)

@@ -18,6 +18,7 @@ with the anchor digested once per state and matches reaching back through all of
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import ctypes.util
 import functools
 import hashlib
@@ -32,7 +33,7 @@ import numpy as np
 from entrosel.formats.serialize import Framing
 from entrosel.pool import OpenItems, PoolBytes, PoolItems
 from entrosel.scoring.compression import Compressor
-from entrosel.scoring.conditional import DigestedAnchor, LongMemory
+from entrosel.scoring.conditional import DigestedAnchor, LongMemory, can_thread
 
 STRATEGIES = ("live", "conditional", "recompress")
 
@@ -136,8 +137,9 @@ class ConditionalEvaluator:
     lying further back costs at most ``C(x | that pick)``, what a copy costs.
     """
 
-    def __init__(self, items: Any, framing: Framing, level: int, window: int | None = None) -> None:
-        self.items, self.framing = ItemView.of(items), framing
+    def __init__(self, items: Any, framing: Framing, level: int, window: int | None = None,
+                 threads: int = 1) -> None:
+        self.items, self.framing, self.threads = ItemView.of(items), framing, threads
         self.memory = LongMemory(level)
         self.window = window if window is not None else self.memory.window_bytes
         self.reach = window if window is not None else self.memory.reach_bytes
@@ -187,7 +189,7 @@ class ConditionalEvaluator:
         prefix = self.framing.sep if self._count else self.framing.open
         framed = self.items.framed(candidates, prefix, self.framing.close)
         lengths = np.fromiter(map(len, framed), dtype=np.float64, count=len(framed))
-        costs = np.asarray(self._digest().sizes(framed), dtype=np.float64)
+        costs = np.asarray(self._digest().sizes(framed, self.threads), dtype=np.float64)
         if self.index.far:
             for k, pick in self.index.copies(candidates):
                 costs[k] = min(costs[k], self.memory.digest(self.items[pick]).size(framed[k]))
@@ -294,8 +296,9 @@ def resolve_strategy(compressor: Compressor, strategy: str = "auto") -> str:
 
 
 def make_evaluator(items: OpenItems, framing: Framing, compressor: Compressor,
-                   strategy: str = "auto") -> AnchoredEvaluator:
-    """The evaluator of ``strategy`` (see :func:`resolve_strategy`)."""
+                   strategy: str = "auto", threads: int = 1) -> AnchoredEvaluator:
+    """The evaluator of ``strategy`` (see :func:`resolve_strategy`); ``threads``: C threads
+    for scoring many candidates at once (the conditional strategy only)."""
     strategy = resolve_strategy(compressor, strategy)
     if strategy == "live":
         if compressor.name != "zlib":
@@ -304,7 +307,7 @@ def make_evaluator(items: OpenItems, framing: Framing, compressor: Compressor,
     if strategy == "conditional":
         if compressor.name != "zstd":
             raise ValueError("the conditional strategy needs zstd (raw-content dictionaries)")
-        return ConditionalEvaluator(items, framing, compressor.level)
+        return ConditionalEvaluator(items, framing, compressor.level, threads=threads)
     if strategy == "recompress":
         return RecompressEvaluator(items, framing, compressor)
     raise ValueError(f"strategy must be auto, {' or '.join(STRATEGIES)}; not {strategy!r}")
@@ -315,9 +318,9 @@ class Evaluators:
     methods are the calls a :class:`~entrosel.engines.base.WorkerGroup` makes."""
 
     def __init__(self, items: OpenItems, framing: Framing, compressor: Compressor,
-                 strategy: str, anchors: Sequence[str]) -> None:
+                 strategy: str, anchors: Sequence[str], threads: int = 1) -> None:
         self.by_anchor: dict[str, AnchoredEvaluator] = {
-            a: make_evaluator(items, framing, compressor, strategy) for a in anchors}
+            a: make_evaluator(items, framing, compressor, strategy, threads) for a in anchors}
 
     def reset(self, anchor: str) -> None:
         self.by_anchor[anchor].reset()
@@ -342,6 +345,7 @@ class EvaluatorFactory:
     compressor: Compressor
     strategy: str = "auto"
     anchors: tuple[str, ...] = ("selected", "batch")
+    threads: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.items, PoolBytes):
@@ -351,7 +355,15 @@ class EvaluatorFactory:
 
     def __call__(self) -> Evaluators:
         return Evaluators(ItemView.of(self.items), self.framing, self.compressor, self.strategy,
-                          self.anchors)
+                          self.anchors, self.threads)
+
+    def threaded(self, threads: int) -> "EvaluatorFactory | None":
+        """This factory scoring on ``threads`` C threads in one process, when its strategy
+        can (zstd's conditional sizes: the threads share one digested anchor, so the pool's
+        text and the anchor are held once, not once per worker process); else ``None``."""
+        if resolve_strategy(self.compressor, self.strategy) != "conditional" or not can_thread():
+            return None
+        return dataclasses.replace(self, threads=threads)
 
 
 @dataclass(frozen=True)
@@ -370,22 +382,36 @@ class ArrayItems:
 
 class AnchoredGroup:
     """Anchored evaluators on an engine's :class:`~entrosel.engines.base.WorkerGroup`:
-    anchor updates go to every worker, candidates are dealt out and their ratios gathered."""
+    anchor updates go to every worker, candidates are dealt out and their ratios gathered.
+    The anchors named ``local`` live in this process instead: ZIP's stage 3 makes one small
+    call per pick (K3 a round, each against the batch so far), which costs less here than
+    the two messages per pick a worker needs (on 2 busy cores, each one waits for a time
+    slice: stage 3 took 1.6x as long on 2 workers as in one process, ``docs/scaling.md``)."""
 
-    def __init__(self, group: Any) -> None:
+    def __init__(self, group: Any, local: Evaluators | None = None) -> None:
         self.group = group
+        self.local = local
 
     @property
     def workers(self) -> int:
         return self.group.workers
 
+    def _here(self, anchor: str) -> AnchoredEvaluator | None:
+        return self.local.by_anchor.get(anchor) if self.local is not None else None
+
     def reset(self, anchor: str) -> None:
+        if (here := self._here(anchor)) is not None:
+            return here.reset()
         self.group.update(anchor, "reset", anchor, restart=True)
 
     def extend(self, anchor: str, indices: Sequence[int]) -> None:
+        if (here := self._here(anchor)) is not None:
+            return here.extend([int(i) for i in indices])
         self.group.update(anchor, "extend", anchor, [int(i) for i in indices])
 
     def ratios(self, anchor: str, candidates: Sequence[int]) -> np.ndarray:
+        if (here := self._here(anchor)) is not None:
+            return here.ratios([int(i) for i in candidates])
         return self.group.scatter("ratios", [int(i) for i in candidates], anchor)
 
     def close(self) -> None:
@@ -399,9 +425,11 @@ class AnchoredGroup:
 
 
 def anchored_group(engine: Any, items: Any, framing: Framing, compressor: Compressor,
-                   strategy: str = "auto", anchors: Sequence[str] = ("selected", "batch")
-                   ) -> AnchoredGroup:
-    """Anchored evaluators over ``items`` (:class:`entrosel.pool.PoolItems`) on ``engine``'s
-    workers."""
+                   strategy: str = "auto", anchors: Sequence[str] = ("selected", "batch"),
+                   local: Sequence[str] = ()) -> AnchoredGroup:
+    """Anchored evaluators over ``items`` (:class:`entrosel.pool.PoolItems`): those of
+    ``anchors`` on ``engine``'s workers, those of ``local`` in this process."""
     factory = EvaluatorFactory(engine.portable(items), framing, compressor, strategy, tuple(anchors))
-    return AnchoredGroup(engine.worker_group(factory))
+    here = (Evaluators(ItemView.of(items), framing, compressor, strategy, tuple(local))
+            if local else None)
+    return AnchoredGroup(engine.worker_group(factory), here)

@@ -185,8 +185,9 @@ class ZipSelector(EngineSelector):
         return self.selected_
 
     def _evaluators(self, pool: Pool, options: InputOptions, compressor: Compressor):
+        # stage 3's batch is scored in this process: one small call per pick (see AnchoredGroup)
         return anchored_group(self.engine_, pool.items, options.serialization.framing, compressor,
-                              self.strategy)
+                              self.strategy, anchors=("selected",), local=("batch",))
 
     def _token_counts(self, source: Source, options: InputOptions, pool: Pool) -> np.ndarray | None:
         if self.budget_tokens is None:
