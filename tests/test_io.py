@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 
 import pytest
 
@@ -326,3 +327,58 @@ def test_a_hub_name_that_cannot_load_is_one_input_error(offline_hub, name, says)
     with pytest.raises(InputError) as e:
         _data(name)
     assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def _mapped_kib(path) -> int:
+    """Resident KiB of this process's mappings of ``path`` (Linux's /proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            if "-" in line.split(" ", 1)[0]:  # a mapping's header line
+                inside = line.rstrip().endswith(str(path))
+            elif inside and line.startswith("Rss:"):
+                total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/smaps"), reason="Linux only")
+def test_a_pass_over_mapped_records_gives_its_pages_back(tmp_path, monkeypatch):
+    """A recipe's input is mapped, not held: a pass in file order keeps at most a window of
+    it resident, release() none of it, and the records stay readable."""
+    from entrosel import pool as pool_module
+    from entrosel.pool import RecordSet
+
+    src = write_jsonl(tmp_path / "pool.jsonl", [{"id": i, "text": f"{i} " + "word " * 400}
+                                                for i in range(2000)])  # 4 MB
+    monkeypatch.setattr(pool_module, "_DROP_BEHIND", 256 << 10)
+    records = RecordSet.read(src)
+    seen = [r.data["id"] for r in records]
+    assert seen == list(range(2000))
+    assert 0 < _mapped_kib(src) <= 768  # the window and the page it reads, not 4 MB
+    picked = records.take([1999, 3, 1000])  # out of file order (a ZIP pick order): kept as read
+    assert [r.data["id"] for r in picked] == [1999, 3, 1000]
+    records.release()
+    assert _mapped_kib(src) == 0
+    assert records[1500].data["id"] == 1500 and [r.data["id"] for r in picked] == [1999, 3, 1000]
+
+
+def test_a_killed_run_s_pool_folder_is_removed_by_the_next_run(tmp_path, monkeypatch):
+    """A SIGKILLed run leaves its pool folder (the pool's whole text) behind; the next run
+    that builds a pool removes the folders of processes that are gone, not of live ones."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from entrosel.pool import InputOptions, load_pool
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    orphan = tmp_path / f"entrosel-pool-{gone.pid}-abc"
+    alive = tmp_path / f"entrosel-pool-{os.getppid()}-def"
+    for folder in (orphan, alive):
+        folder.mkdir()
+        (folder / "items.bin").write_bytes(b"x" * 100)
+    with load_pool([{"text": "one"}, {"text": "two"}], InputOptions()) as pool:
+        assert len(pool) == 2
+    assert not orphan.exists() and alive.exists()

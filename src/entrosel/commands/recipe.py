@@ -482,6 +482,8 @@ def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
                 _log_step(log, records, kept, drops, item, marker)
             records = records.take(kept)
             given = _digest({"given": given, "kept": _digest(kept)})
+        if records is not None:
+            records.release()  # what the next step reads it maps again, from the page cache
         lines.append(line)
         echo(line)
     if dry_run:
