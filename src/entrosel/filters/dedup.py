@@ -14,7 +14,7 @@ near duplicate names an earlier record that is kept.
   similar to an earlier kept record; chains (A~B, B~C, A!~C) do not remove C through B.
 
 Memory: RAM holds 26 bytes per record (digest, index, status, has-a-shingle flag), the
-removals, and one chunk of text (4 MiB) with its hashes; the signatures (4 x ``num_perm``
+removals, and one chunk of text (4 MiB; hashed 1 MiB at a time) with its hashes; the signatures (4 x ``num_perm``
 bytes per record) and the band tables (8 bytes per band per record) go to files in a
 temporary folder (``work_dir``), and candidates are found one band at a time, so only one
 band's table is in memory (about 50 bytes per record while it is sorted and grouped).
@@ -41,16 +41,33 @@ from entrosel.formats.render import turns_text
 from entrosel.pool import InputOptions, Source
 
 _CHUNK_BYTES = 1 << 22
+# a worker hashes a chunk this much at a time: hashing holds about 40x the text it works on
+# (prefix sums, power tables); on 494,627 records of the scale pool dedup's process tree
+# peaked at 231 MB with 1 MiB, against 578 MB hashing whole 4 MiB chunks, at the same speed
+_HASH_BYTES = 1 << 20
 _WINDOW = 8  # in a band bucket, each record is compared with the bucket's first and 7 before it
 _VERIFY_PAIRS = 1 << 16
 
 
 def _sign_chunk(texts: list[str], ngram: int, num_perm: int, seed: int, bands: int,
                 rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Signatures, band hashes and has-a-shingle flags of a chunk of texts (runs in a worker)."""
-    hashes, offsets = shingle_hashes(texts, ngram)
-    sig = signatures(hashes, offsets, num_perm, seed)
-    return sig, band_hashes(sig, bands, rows), np.diff(offsets) > 0
+    """Signatures, band hashes and has-a-shingle flags of a chunk of texts (runs in a worker),
+    hashed ``_HASH_BYTES`` of text at a time."""
+    sigs, flags = [], []
+    start = 0
+    while start < len(texts):
+        end, size = start, 0
+        while end < len(texts) and (end == start or size + len(texts[end]) <= _HASH_BYTES):
+            size += len(texts[end])
+            end += 1
+        hashes, offsets = shingle_hashes(texts[start:end], ngram)
+        sigs.append(signatures(hashes, offsets, num_perm, seed))
+        flags.append(np.diff(offsets) > 0)
+        start = end
+    if not sigs:
+        sigs, flags = [np.zeros((0, num_perm), dtype=np.uint32)], [np.zeros(0, dtype=bool)]
+    sig = np.concatenate(sigs)
+    return sig, band_hashes(sig, bands, rows), np.concatenate(flags)
 
 
 @FILTERS.register("dedup")
@@ -157,10 +174,14 @@ class Dedup(Filter):
         return [None] * len(batch)
 
     def _sign(self, chunks: list[list[str]]) -> None:
+        if not chunks:
+            return
         work = partial(_sign_chunk, ngram=self.ngram, num_perm=self.num_perm, seed=self.seed,
                        bands=self.bands_, rows=self.rows_)
-        # one chunk is signed here: starting workers would cost more than it saves
-        for sig, bands, has in (self._engine.map(work, chunks) if len(chunks) > 1 else map(work, chunks)):
+        # Always on the engine, even one chunk: rensa signs on a Rust thread pool, and a
+        # process forked after that pool started here (the next dedup's workers) would wait
+        # on it forever
+        for sig, bands, has in self._engine.map(work, chunks):
             self._sig_file.write(np.ascontiguousarray(sig).tobytes())
             for b, f in enumerate(self._band_files):
                 f.write(np.ascontiguousarray(bands[:, b]).tobytes())
