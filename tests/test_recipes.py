@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -97,6 +98,50 @@ def test_a_killed_run_resumes_at_the_first_unfinished_step(tmp_path, pool):
     assert len(list(work.glob("*.done.json"))) == 4 and not out.exists()
     resumed = run_recipe(recipe, pool, out)
     assert (resumed.ran, resumed.cached, resumed.records) == (1, 4, 40)
+
+
+def test_a_run_killed_inside_zip_resumes_from_its_last_round(tmp_path, pool, monkeypatch):
+    out, reference = tmp_path / "sft.jsonl", tmp_path / "reference.jsonl"
+    recipe = recipe_file(tmp_path)
+    run_recipe(recipe, pool, reference)
+    # ZIP kills its own process (SIGKILL: no cleanup runs) as its third round starts
+    killer = textwrap.dedent(f"""
+        import os, signal
+        from entrosel.selection import zip as zip_module
+        from entrosel.selection.zip import ZipSelector
+        zip_module.RESUMABLE_SAVE_EVERY_S = 0  # saved after every round (a small run is fast)
+        original, calls = ZipSelector._round, []
+        def round_(self, *args):
+            calls.append(1)
+            if len(calls) == 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original(self, *args)
+        ZipSelector._round = round_
+        from entrosel.commands.recipe import run_recipe
+        run_recipe({str(recipe)!r}, {str(pool)!r}, {str(out)!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", killer], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == -9, proc.stderr
+    work = Path(f"{out}.steps")
+    [state] = work.glob("05-select-zip.state-*")  # two rounds saved, under the step's fingerprint
+    stale = work / "05-select-zip.state-0123456789abcdef"  # of a run with other options
+    shutil.copytree(state, stale)
+    from entrosel.selection.checkpoint import Checkpoint
+
+    loaded = []  # (round, picks) of each state read back, as read (the run goes on with it)
+    load = Checkpoint.load
+
+    def spy(self):
+        state = load(self)
+        loaded.append((state.round, len(state.selected)))
+        return state
+
+    monkeypatch.setattr(Checkpoint, "load", spy)
+    resumed = run_recipe(recipe, pool, out)
+    assert (resumed.ran, resumed.cached) == (1, 4)
+    assert loaded == [(2, 20)]
+    assert out.read_bytes() == reference.read_bytes()
+    assert not list(work.glob("05-select-zip.state-*"))  # done: its state and the stale one gone
 
 
 def test_a_report_step_reports_the_selection_against_the_pool(tmp_path, real_exchanges):

@@ -313,3 +313,20 @@ def test_stage_one_s_partition_is_the_stable_sort():
         np.testing.assert_array_equal(lowest(values, k), np.argsort(values, kind="stable")[:k])
     values = np.array([1.0, np.nan, 0.5, np.nan, 0.5])
     np.testing.assert_array_equal(lowest(values, 4), np.argsort(values, kind="stable")[:4])
+
+
+@pytest.mark.parametrize("every_s,saves", [(0.0, 1 + 4 + 1), (3600.0, 1 + 1)])
+def test_a_checkpoint_is_saved_at_most_as_often_as_asked(tmp_path, real_exchanges, monkeypatch,
+                                                         every_s, saves):
+    """--checkpoint saves after every round; a recipe's step (save_every_s) less often: the
+    pool's ratios, then the rounds as time allows, then the end."""
+    from entrosel.selection.checkpoint import Checkpoint
+
+    calls = []
+    save = Checkpoint.save
+    monkeypatch.setattr(Checkpoint, "save", lambda self, state: calls.append(state.round) or save(self, state))
+    sel = ZipSelector(budget=40, k1=60, k2=20, k3=10, workers=1, checkpoint=str(tmp_path / "cp"),
+                      save_every_s=every_s)
+    assert sel.select(real_exchanges[:200]) == select_zip(real_exchanges[:200], 40, k1=60, k2=20,
+                                                           k3=10, workers=1)
+    assert len(calls) == saves and calls[0] == 0 and calls[-1] == 4

@@ -83,6 +83,13 @@ class Step:
         ``progress``: progress bars (``None``: on a terminal)."""
         raise NotImplementedError(f"{type(self).__name__} is not a filter, scorer or selector")
 
+    def resumable(self, folder: Path) -> Self:
+        """This step keeping its state in ``folder`` as it goes and continuing from it when a
+        run of the same step left it there (a recipe hands each step a folder, named after
+        the step's fingerprint, and removes it once the step is done). Steps that have no
+        state worth keeping return themselves."""
+        return self
+
     def _given(self, reading: Mapping[str, Any] | None, **run: Any) -> Self:
         """This step with the reading options and the run's settings (``engine``,
         ``progress``: those not ``None``) that its class holds as fields, for the steps that

@@ -16,8 +16,10 @@ step is handed the records the steps before it kept and leaves only small files 
 of the records it keeps (``NN-KIND.kept.npy``), a score file, a report, and a completion marker
 holding its fingerprint: the input's content, the reading options, the positions every step
 before it kept, its own options, the content of the files it reads, and entrosel's version. A
-rerun skips every step whose marker matches and resumes at the first unfinished one; changed
-options or data rerun that step and, when it then keeps other records, the ones after it. Every
+rerun skips every step whose marker matches and resumes at the first unfinished one (ZIP from
+the last round it finished: it saves its state in ``NN-select-zip.state-FINGERPRINT/`` while it
+runs); changed options or data rerun that step and, when it then keeps other records, the ones
+after it. Every
 registered filter, scorer and selector is a step (``filter NAME``, ``score NAME``, ``select
 NAME``, with the options of its class). A ``score`` step writes a score file (the next step
 that reads one, ``filter score`` or ``select prune|topk|band``, uses it unless it names
@@ -31,6 +33,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -82,12 +85,13 @@ class Step:
 class StepKind:
     """What a step of this kind accepts (``constraints``), checks across options, makes
     (``records``: a subset of the records it is given; ``scores``; a ``report``) and runs:
-    ``run(records, files, step, recipe) -> StepResult``, on the records the steps before it kept."""
+    ``run(records, files, step, recipe, state) -> StepResult``, on the records the steps before
+    it kept, with ``state`` a folder for what it may resume from (:meth:`entrosel.step.Step.resumable`)."""
 
     constraints: dict[str, Param]
     makes: str
     check: Callable[[dict[str, Any]], None]
-    run: Callable[[RecordSet, StepFiles, Step, "Recipe"], StepResult]
+    run: Callable[[RecordSet, StepFiles, Step, "Recipe", Path], StepResult]
     reads_scores: bool = False  # its `scores` file may come from an earlier score step
     content_fields: tuple[str, ...] = ()  # options naming files the step's cache hashes
 
@@ -123,11 +127,11 @@ def _step_kind(cls: type[StepClass]) -> StepKind:
     def check(options: dict[str, Any]) -> None:
         build(options).validate()
 
-    def run(records: RecordSet, files: StepFiles, step: Step, recipe: Recipe) -> StepResult:
+    def run(records: RecordSet, files: StepFiles, step: Step, recipe: Recipe, state: Path) -> StepResult:
         from entrosel.engines import make_engine
 
         engine = {k: v for k, v in step.options.items() if k not in fields}
-        return build(step.options).apply(records, files, reading=recipe.reading,
+        return build(step.options).resumable(state).apply(records, files, reading=recipe.reading,
                                          engine=make_engine("local", **engine) if engine else None,
                                          progress=recipe.progress)
 
@@ -165,7 +169,8 @@ def _check_report(options: dict[str, Any]) -> None:
     pyplot("the report step")  # the [report] extra, checked before any step runs
 
 
-def _run_report(records: RecordSet, files: StepFiles, step: Step, recipe: Recipe) -> StepResult:
+def _run_report(records: RecordSet, files: StepFiles, step: Step, recipe: Recipe,
+                state: Path) -> StepResult:
     from entrosel.report.selection import selection_report
 
     t0 = time.perf_counter()
@@ -460,14 +465,20 @@ def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
         else:
             scoped = Step(step.number, step.kind, dict(step.options), step.line, step.option_lines)
             scoped.options.update({name: str(path) for name, path in item.extras.items()})
-            result = kind.run(records, item.files, scoped, recipe)
+            # what the step may resume from if this run is killed: kept under the step's
+            # fingerprint, so a changed step never continues another's state
+            fingerprint = fingerprint or _fingerprint(item, given)
+            state = item.files.path(f"state-{fingerprint[:16]}")
+            for stale in item.files.stem.parent.glob(item.files.stem.name + ".state-*"):
+                if stale != state:
+                    shutil.rmtree(stale, ignore_errors=True)
+            result = kind.run(records, item.files, scoped, recipe, state)
             kept, line = result.kept, result.line
             if log.wanted and result.drops is not None:
                 drops = result.drops()
                 _write_drops(drops, item.files.path("drops.jsonl"))
             else:  # one from an earlier run would no longer hold
                 item.files.path("drops.jsonl").unlink(missing_ok=True)
-            fingerprint = fingerprint or _fingerprint(item, given)
             if kind.makes == "records":
                 with atomic_path(item.files.path("kept.npy")) as tmp, open(tmp, "wb") as f:
                     np.save(f, np.asarray(kept, dtype=np.int64))
@@ -476,6 +487,7 @@ def run_recipe(recipe: str | Path | Recipe, input: str | Path | None = None,
                     "fingerprint": fingerprint, "step": step.kind, "options": step.options,
                     "files": [str(p) for p in made], "summary": line,
                     "kept": _digest(kept) if kept is not None else None}, indent=1) + "\n")
+            shutil.rmtree(state, ignore_errors=True)  # the marker and the positions hold the result now
             ran += 1
         if kept is not None:
             if log.wanted:

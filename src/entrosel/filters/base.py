@@ -162,12 +162,20 @@ class Filter(Step):
         self.fit(records, options, progress, engine)
         kept = [p for p in range(len(records)) if self.is_kept(p)]
         # rows for the removed records name the kept ones they repeat: only those are read again
-        named = set(self.removed_) | {r.duplicate_of for r in self.removed_.values()
-                                      if r.duplicate_of is not None}
-        removed: list[dict[str, Any]] = []
-        for _ in split(self, (Record(p, records[p].data, "", None) for p in sorted(named)), removed):
-            pass
-        write_records(removed, files.path("removed.jsonl"))
+        named = sorted(set(self.removed_) | {r.duplicate_of for r in self.removed_.values()
+                                             if r.duplicate_of is not None})
+        # read in file order (a RecordSet then gives the pages behind back) and written as
+        # they come: half a million removed rows are never held at once
+        again = records.take(named) if hasattr(records, "take") else (records[p] for p in named)
+
+        def removed_rows() -> Iterator[dict[str, Any]]:
+            rows: list[dict[str, Any]] = []
+            for _ in split(self, (Record(p, r.data, "", None) for p, r in zip(named, again)), rows):
+                yield from rows
+                rows.clear()
+            yield from rows
+
+        write_records(removed_rows(), files.path("removed.jsonl"))
         s = FilterSummary(len(kept), len(self.rejects_), time.perf_counter() - t0,
                           files.path("kept.npy"), self.rejects_.write(files.path("rejects.jsonl")),
                           judged=self.records_, removed=dict(self.counts_),

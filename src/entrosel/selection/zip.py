@@ -18,6 +18,7 @@ See ``docs/zip.md``.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import sys
@@ -44,6 +45,8 @@ from entrosel.selection.base import SELECTORS, EngineSelector
 from entrosel.selection.checkpoint import Checkpoint, ZipState
 
 _SCORE_CHUNK = 4096
+# how often a recipe's ZIP step saves its state (a kill loses at most this much work)
+RESUMABLE_SAVE_EVERY_S = 30.0
 
 
 class Interrupted(Exception):
@@ -94,6 +97,9 @@ class ZipSelector(EngineSelector):
                                            metavar="DIR")
     resume: bool = option(False, "continue the run saved in --checkpoint DIR", param=Param(bool))
     strategy: str = option("auto", cli=False)  # how ratios are computed; see scoring.anchored
+    # with a checkpoint, save at most this often (0: after every round, as --checkpoint does);
+    # a save costs about 25 ms on 424,323 records, 6% of a round
+    save_every_s: float = option(0.0, cli=False)
 
     selected_: list[int] = field(default_factory=list, init=False, repr=False)
 
@@ -132,6 +138,15 @@ class ZipSelector(EngineSelector):
         Compressor(self.compressor, self.level)  # refuses a level outside the compressor's range
         # a bad worker count or an option of another engine is refused before the pool is read
         self._make_engine()
+
+    def resumable(self, folder: Path) -> "ZipSelector":
+        """Saved in ``folder`` as it goes (every 30 s at most) and resumed from it, unless the
+        caller chose a checkpoint of its own: a recipe killed in the middle of ZIP continues
+        from the last round saved, not from the step's start."""
+        if self.checkpoint is not None:
+            return self
+        return dataclasses.replace(self, checkpoint=str(folder), resume=True,
+                                   save_every_s=RESUMABLE_SAVE_EVERY_S)
 
     def score_rows(self, indices: list[int]) -> list[dict[str, Any]]:
         rows = []
@@ -253,6 +268,8 @@ class ZipSelector(EngineSelector):
         self._reach = self._memory_reach(pool)
 
         total = self.budget if self.budget is not None else self.budget_tokens
+        saved = time.perf_counter()
+        kept = (state.round, len(state.selected))  # the round a resume continues from
         try:
             with Progress("selecting", total=total, enabled=self.progress) as bar:
                 bar.update(len(state.selected) if self.budget is not None else state.tokens)
@@ -262,16 +279,18 @@ class ZipSelector(EngineSelector):
                         break
                     before = len(state.selected), state.tokens
                     self._round(group, tokens, state)
-                    if checkpoint is not None:
+                    if checkpoint is not None and time.perf_counter() - saved >= self.save_every_s:
                         checkpoint.save(state)
+                        saved, kept = time.perf_counter(), (state.round, len(state.selected))
                     gained = (len(state.selected) - before[0] if self.budget is not None
                               else state.tokens - before[1])
                     bar.update(gained, postfix=f"round {state.round}")
             if checkpoint is not None:
                 checkpoint.save(state)
         except KeyboardInterrupt:
-            raise Interrupted(state.round, len(state.selected),
-                              checkpoint.folder if checkpoint else None) from None
+            if checkpoint is None:
+                raise Interrupted(state.round, len(state.selected), None) from None
+            raise Interrupted(*kept, checkpoint.folder) from None
         except WorkerDied as e:  # only once the replacements ran out
             if checkpoint is None:
                 raise
