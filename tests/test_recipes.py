@@ -289,6 +289,6 @@ def test_the_default_recipe_reads_its_input_once_and_copies_no_records(tmp_path,
     work = Path(f"{out}.steps")
     # no step leaves records: only positions, markers and the rows of what was removed
     assert sorted({p.name.split(".", 1)[1] for p in work.iterdir()}) == [
-        "done.json", "kept.npy", "removed.jsonl"]
+        "done.json", "kept.npy", "removed.jsonl.gz"]
     again = run_recipe(recipe_file(tmp_path, default), pool, out)
     assert again.cached == 3 and reads.count(pool) == 2

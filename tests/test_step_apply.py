@@ -49,7 +49,7 @@ def test_a_filter_returns_the_positions_it_keeps_and_why_the_others_went(tmp_pat
     drops = result.drops()
     assert list(drops) == [3] and drops[3].duplicate_of == 0
     # the removed record's row, naming the kept record it repeats
-    [row] = [r.data for r in read_records(tmp_path / "01-filter-dedup.removed.jsonl")]
+    [row] = [r.data for r in read_records(tmp_path / "01-filter-dedup.removed.jsonl.gz")]
     assert row["index"] == 3 and row["duplicate_of"] == 0
 
     result = LengthFilter(min_response_chars=10).apply(records, StepFiles(tmp_path / "02-filter-length"))

@@ -27,7 +27,7 @@ class StepFiles:
     """Where a step leaves its files in a work folder, all named after one ``stem``
     (``work/02-filter-dedup``): ``path("kept.npy")`` is ``work/02-filter-dedup.kept.npy``.
     A recipe's step leaves ``kept.npy`` (the positions it passes on), ``scores.jsonl``,
-    ``removed.jsonl`` and ``rejects.jsonl`` (the rows of the records it removed and of the
+    ``removed.jsonl.gz`` and ``rejects.jsonl`` (the rows of the records it removed and of the
     bad records it met), ``drops.jsonl`` (why each record went, for ``--trace``), a report
     (``html`` or ``md``) and its completion marker ``done.json``."""
 

@@ -520,7 +520,7 @@ def _cached_drops(item: PlannedStep, marker: dict[str, Any] | None) -> dict[int,
     untraced run, what its files say (a filter's removed rows, any step's bad records)."""
     from entrosel.io.readers import read_records
 
-    drops, rejects, removed = (item.files.path(f"{name}.jsonl") for name in ("drops", "rejects", "removed"))
+    drops, rejects, removed = (item.files.path(name) for name in ("drops.jsonl", "rejects.jsonl", "removed.jsonl.gz"))
     if drops.exists() and drops.stat().st_size:
         fields = {f.name for f in dataclasses.fields(Removal)}
         return {r.data["position"]: Removal(**{k: v for k, v in r.data.items() if k in fields})

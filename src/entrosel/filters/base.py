@@ -153,7 +153,7 @@ class Filter(Step):
               reading: Mapping[str, Any] | None = None, engine: Engine | None = None,
               progress: bool | None = None) -> StepResult:
         """Fit on ``records`` and return the positions kept, in input order (see
-        :meth:`Step.apply`); writes ``files``' ``removed.jsonl`` (a row per removed record)
+        :meth:`Step.apply`); writes ``files``' ``removed.jsonl.gz`` (a row per removed record)
         and ``rejects.jsonl``. The summary names ``kept.npy``, which the runner writes."""
         t0 = time.perf_counter()
         reading = reading or {}
@@ -175,11 +175,12 @@ class Filter(Step):
                 rows.clear()
             yield from rows
 
-        write_records(removed_rows(), files.path("removed.jsonl"))
+        # compressed: on a million records the rows are 54 MB, 7.6% of the pool, as text
+        write_records(removed_rows(), files.path("removed.jsonl.gz"))
         s = FilterSummary(len(kept), len(self.rejects_), time.perf_counter() - t0,
                           files.path("kept.npy"), self.rejects_.write(files.path("rejects.jsonl")),
                           judged=self.records_, removed=dict(self.counts_),
-                          removed_file=files.path("removed.jsonl"))
+                          removed_file=files.path("removed.jsonl.gz"))
         return StepResult(kept, s.line(f"{self.verb} {self.name}"), drops=self.removals)
 
     def removed_row(self, record: Record, ids: dict[int, Any]) -> dict[str, Any]:
