@@ -286,10 +286,13 @@ def test_cli_filters_print_one_line_and_exit_2_on_bad_options(tmp_path, capsys, 
     assert not (tmp_path / "x.jsonl").exists()
 
 
-def test_dedup_after_a_dedup_in_the_same_process_does_not_hang(tmp_path):
-    """rensa signs on a Rust thread pool; a process forked after that pool started in this
-    one waited on it forever (a second near dedup in one Python process: a recipe, a
-    notebook). Run in a child so that a hang fails the test instead of stopping the suite."""
+@pytest.mark.parametrize("first_workers", [2, 1])
+def test_dedup_after_a_dedup_in_the_same_process_does_not_hang(tmp_path, first_workers):
+    """rensa signs on a Rust thread pool; a worker forked from a process where that pool had
+    started waited on it for ever (a second near dedup in one Python process: a recipe, a
+    notebook). With 2 workers the first dedup signs in its workers only; with 1 it signs
+    here, and the second one's workers then come from a fork server (so the script has its
+    main guard). Run in a child so that a hang fails the test instead of stopping the suite."""
     import subprocess
     import sys
 
@@ -298,15 +301,20 @@ def test_dedup_after_a_dedup_in_the_same_process_does_not_hang(tmp_path):
 import json, random
 from entrosel import Dedup
 from entrosel.commands.filter import filter_to_file
-random.seed(0)
-words = [f"w{{i}}" for i in range(5000)]
-for name, n in (("small", 1500), ("big", 3500)):  # one chunk of text, then two
-    with open(r"{tmp_path}/" + name + ".jsonl", "w") as f:
-        for i in range(n):
-            f.write(json.dumps({{"text": " ".join(random.choices(words, k=300))}}) + "\\n")
-    filter_to_file(Dedup(near=True, workers=2), r"{tmp_path}/" + name + ".jsonl",
-                   r"{tmp_path}/" + name + ".out.jsonl")
-print("done")
+
+def main():
+    random.seed(0)
+    words = [f"w{{i}}" for i in range(5000)]
+    for name, n, workers in (("small", 1500, {first_workers}), ("big", 3500, 2)):
+        with open(r"{tmp_path}/" + name + ".jsonl", "w") as f:  # one chunk of text, then two
+            for i in range(n):
+                f.write(json.dumps({{"text": " ".join(random.choices(words, k=300))}}) + "\\n")
+        filter_to_file(Dedup(near=True, workers=workers), r"{tmp_path}/" + name + ".jsonl",
+                       r"{tmp_path}/" + name + ".out.jsonl")
+    print("done")
+
+if __name__ == "__main__":
+    main()
 """)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -111,9 +111,11 @@ class Engine(ABC):
         """How many chunks run at once."""
 
     @abstractmethod
-    def map(self, fn: Callable[[Any], Any], chunks: Iterable[Any]) -> Iterator[Any]:
+    def map(self, fn: Callable[[Any], Any], chunks: Iterable[Any], fresh: bool = False) -> Iterator[Any]:
         """``map(fn, chunks)`` in input order, a bounded number of chunks in flight (a
-        stream larger than memory may pass). ``fn`` and the chunks must pickle."""
+        stream larger than memory may pass). ``fn`` and the chunks must pickle. ``fresh``:
+        ``fn`` must not run in a process forked from this one (it uses a library whose
+        threads a fork does not copy); in this process is fine."""
 
     def worker_group(self, factory: Callable[[], Any]) -> WorkerGroup:
         """Long-lived workers each holding ``factory()`` (see :class:`WorkerGroup`);

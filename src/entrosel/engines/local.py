@@ -86,16 +86,20 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def ordered_map(fn: Callable[[Any], Any], chunks: Iterable[Any], workers: int | None = None) -> Iterator[Any]:
+def ordered_map(fn: Callable[[Any], Any], chunks: Iterable[Any], workers: int | None = None,
+                fresh: bool = False) -> Iterator[Any]:
     """``map(fn, chunks)`` over ``workers`` processes, in order, at most 2 chunks per worker in flight.
 
-    Raises :class:`WorkerDied` if a worker process is killed.
+    ``fresh``: the processes come from a fork server instead of this process, so they inherit
+    none of its threads (see :meth:`LocalEngine.map`). Raises :class:`WorkerDied` if a worker
+    process is killed.
     """
     n = resolve_workers(workers)
     if n == 1:
         yield from map(fn, chunks)
         return
-    with ProcessPoolExecutor(n, initializer=_ignore_sigint) as ex:
+    with ProcessPoolExecutor(n, mp_context=_fork_server(fn) if fresh else None,
+                             initializer=_ignore_sigint) as ex:
         pending: deque = deque()
         # the executor's processes, noted while they run: once the pool breaks, its manager
         # thread may already have let go of them
@@ -114,6 +118,16 @@ def ordered_map(fn: Callable[[Any], Any], chunks: Iterable[Any], workers: int | 
             workers_seen.update(getattr(ex, "_processes", None) or {})
             casualty = _pool_casualty(list(workers_seen.values()))
             raise WorkerDied(f"{casualty}; the run stopped and can be repeated") from None
+
+
+def _fork_server(fn: Callable[[Any], Any]) -> Any:
+    """The fork server's context, the module of ``fn`` imported in the server before it
+    starts (once per process), so that each worker starts without importing it again."""
+    ctx = mp.get_context("forkserver")
+    module = getattr(getattr(fn, "func", fn), "__module__", None)
+    if module and module != "__main__":
+        ctx.set_forkserver_preload([module])
+    return ctx
 
 
 def _pool_casualty(processes: list[Any]) -> str:
@@ -317,8 +331,11 @@ class LocalEngine(Engine):
     def concurrency(self) -> int:
         return resolve_workers(self.workers)
 
-    def map(self, fn: Callable[[Any], Any], chunks: Iterable[Any]) -> Iterator[Any]:
-        return ordered_map(fn, chunks, self.concurrency())
+    def map(self, fn: Callable[[Any], Any], chunks: Iterable[Any], fresh: bool = False) -> Iterator[Any]:
+        """``fresh``: worker processes that share nothing with this one. A forked worker
+        inherits this process's memory but not its threads: a library that started a
+        thread pool here (rensa's, for MinHash) would wait for ever in it."""
+        return ordered_map(fn, chunks, self.concurrency(), fresh)
 
     def worker_group(self, factory: Callable[[], Any]) -> WorkerGroup:
         """``factory()`` in each of ``workers`` processes (in this process when 1). A factory

@@ -208,8 +208,8 @@ class RayEngine(Engine):
     def concurrency(self) -> int:
         return self.workers or max(1, int(self._cluster().get("CPU", 1)))
 
-    def map(self, fn: Callable[[Any], Any], chunks: Iterable[Any]) -> Iterator[Any]:
-        ray = init_ray(self.ray_address)
+    def map(self, fn: Callable[[Any], Any], chunks: Iterable[Any], fresh: bool = False) -> Iterator[Any]:
+        ray = init_ray(self.ray_address)  # Ray's workers are never forked from this process
         task = ray.remote(num_cpus=1)(_call)
         limit = 2 * self.concurrency()
         fn_ref = ray.put(fn)

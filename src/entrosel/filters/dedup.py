@@ -35,7 +35,8 @@ import numpy as np
 from entrosel.engines import Engine, make_engine
 from entrosel.errors import InputError
 from entrosel.filters.base import Batch, FILTERS, Filter, Removal
-from entrosel.filters.minhash import band_hashes, lsh_params, shingle_hashes, signatures
+from entrosel.filters.minhash import (band_hashes, lsh_params, shingle_hashes, signatures,
+                                      threads_started_here)
 from entrosel.params import Param, option
 from entrosel.formats.render import turns_text
 from entrosel.pool import InputOptions, Source
@@ -178,10 +179,12 @@ class Dedup(Filter):
             return
         work = partial(_sign_chunk, ngram=self.ngram, num_perm=self.num_perm, seed=self.seed,
                        bands=self.bands_, rows=self.rows_)
-        # Always on the engine, even one chunk: rensa signs on a Rust thread pool, and a
-        # process forked after that pool started here (the next dedup's workers) would wait
-        # on it forever
-        for sig, bands, has in self._engine.map(work, chunks):
+        # rensa signs on a Rust thread pool: a worker forked from a process where that pool
+        # had started (an earlier dedup with one worker, a notebook) waited on it for ever, so
+        # such a process asks for workers that share nothing with it (a local engine's fork
+        # server: a script then needs its `if __name__ == "__main__":` guard, as on macOS)
+        fresh = threads_started_here()
+        for sig, bands, has in self._engine.map(work, chunks, fresh=fresh):
             self._sig_file.write(np.ascontiguousarray(sig).tobytes())
             for b, f in enumerate(self._band_files):
                 f.write(np.ascontiguousarray(bands[:, b]).tobytes())

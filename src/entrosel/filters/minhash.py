@@ -14,6 +14,7 @@ words has one shingle (its words); a text with no word has none.
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 
@@ -130,10 +131,22 @@ def signatures(hashes: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int
     rows = len(offsets) - 1
     if rows == 0:
         return np.zeros((0, num_perm), dtype=np.uint32)
+    _SIGNED_IN.add(os.getpid())
     matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(hashes, offsets, num_perm, seed)
     flat = np.fromiter(itertools.chain.from_iterable(matrix.to_rows()), dtype=np.uint32,
                        count=rows * num_perm)
     return flat.reshape(rows, num_perm)
+
+
+# the processes that have signed here: rensa may have started its Rust thread pool in them
+_SIGNED_IN: set[int] = set()
+
+
+def threads_started_here() -> bool:
+    """Whether this process has computed signatures, and so may hold rensa's thread pool: a
+    process forked from it gets the pool's state without its threads, and its first
+    signature waits on them for ever."""
+    return os.getpid() in _SIGNED_IN
 
 
 def lsh_params(threshold: float, num_perm: int, false_positive_weight: float = 0.5,
