@@ -382,3 +382,18 @@ def test_a_killed_run_s_pool_folder_is_removed_by_the_next_run(tmp_path, monkeyp
     with load_pool([{"text": "one"}, {"text": "two"}], InputOptions()) as pool:
         assert len(pool) == 2
     assert not orphan.exists() and alive.exists()
+
+
+@pytest.mark.parametrize("content", [b"\x1f\x8b\x08garbage\n", b"\x1f\x8b\x08"])
+def test_a_broken_gzip_file_is_an_input_error(tmp_path, content):
+    """A file that begins as gzip is read as gzip; a broken one is named, with no traceback.
+    Two bytes of gzip's magic alone (a text line can begin so) do not make a file gzip."""
+    from entrosel.errors import InputError
+
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="not a valid gzip file"):
+        list(read_records(path))
+    path.write_bytes(b'\x1f\x8b{"text": "a"}\n')
+    with pytest.raises(InputError, match="not valid UTF-8"):
+        list(read_records(path))

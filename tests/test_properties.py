@@ -48,6 +48,9 @@ def test_jsonl_reader_on_random_lines(tmp_path_factory, lines):
         got = list(read_records(path))
     except InputError as e:
         assert e.path == str(path) and e.reason
+        if path.read_bytes().startswith(b"\x1f\x8b\x08"):  # read as gzip, whatever its name
+            assert e.reason.startswith("not a valid gzip file")
+            return
         # without skip, the first bad line stops the read and is the one named
         if bad:
             assert (e.line, e.reason[:len(bad[0][1])]) == bad[0]
@@ -59,10 +62,10 @@ def test_jsonl_reader_on_random_lines(tmp_path_factory, lines):
 
 
 # What may still stop a reader in skip mode: faults of the whole file, never of one record.
-WHOLE_FILE_ERRORS = {
-    "jsonl": ("input holds no records",),
-    "json": ("input holds no records", "expected a JSON array of records"),
-    "csv": ("input holds no records", "malformed CSV: "),
+WHOLE_FILE_ERRORS = {  # a file that begins with gzip's magic and method is read as gzip
+    "jsonl": ("input holds no records", "not a valid gzip file"),
+    "json": ("input holds no records", "expected a JSON array of records", "not a valid gzip file"),
+    "csv": ("input holds no records", "malformed CSV: ", "not a valid gzip file"),
 }
 
 
@@ -91,6 +94,8 @@ def _expected_jsonl(content: bytes) -> list[tuple[int, int, str | None]]:
     library alone: the prefix of the reason a rejected line must carry."""
     out = []
     for line_no, raw in enumerate(content.split(b"\n"), start=1):
+        if line_no == 1:  # a byte-order mark is read past (docs/cli.md's decisions)
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
         if not raw.strip():
             continue
         index, reason = len(out), None

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -122,14 +123,20 @@ def read_records(path: str | Path, input_format: str | None = None,
 
 def _counted(records: Iterator[Record], path: str | Path, rejects: Rejects | None) -> Iterator[Record]:
     count = 0
-    for record in records:
-        count += 1
-        yield record
+    try:
+        for record in records:
+            count += 1
+            yield record
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:  # a file that begins as gzip does
+        raise InputError(f"not a valid gzip file ({e}) after {count:,} records; "
+                         "download it again or unzip it to see what it holds", path) from None
     if count == 0 and not (rejects is not None and rejects.rejected):
         raise InputError("input holds no records", path)
 
 
-_GZIP_MAGIC = b"\x1f\x8b"
+# gzip's magic number and its one compression method (deflate): two bytes alone begin some
+# text files too
+_GZIP_MAGIC = b"\x1f\x8b\x08"
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -137,7 +144,7 @@ def _open_binary(path: Path):
     """The file's bytes, gunzipped when it is gzip whatever its name says (a ``.jsonl`` that
     is really gzip is common: a download saved without its ``.gz``)."""
     f = open(path, "rb")
-    if f.read(2) == _GZIP_MAGIC:
+    if f.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC:
         f.close()
         return gzip.open(path, "rb")
     f.seek(0)
@@ -196,7 +203,7 @@ def is_plain_jsonl(path: str | Path, input_format: str | None = None) -> bool:
     if not p.is_file() or (input_format or detect_format(p)) != "jsonl":
         return False
     with open(p, "rb") as f:
-        return f.read(2) != _GZIP_MAGIC
+        return f.read(len(_GZIP_MAGIC)) != _GZIP_MAGIC
 
 
 def jsonl_spans(path: str | Path, rejects: Rejects | None = None) -> Iterator[tuple[int, int, int, int]]:
