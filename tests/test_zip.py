@@ -206,8 +206,7 @@ def _state_round(cp) -> int:
                                             (signal.SIGKILL, "zstd")])
 def test_killed_run_resumes_byte_identical(tmp_path, real_exchanges, sig, compressor):
     pool = write_jsonl(tmp_path / "pool.jsonl", real_exchanges)
-    # K1 = the whole pool: rounds slow enough (about 60 ms) that the signal lands mid-run
-    # on a busy machine too
+    # K1 = the whole pool: rounds slow enough that the signal lands mid-run on a busy machine
     opts = ["--budget", "250", "--k1", "600", "--k2", "8", "--k3", "4", "--workers", "2",
             "--compressor", compressor]
     full = tmp_path / "full.jsonl"
@@ -217,9 +216,12 @@ def test_killed_run_resumes_byte_identical(tmp_path, real_exchanges, sig, compre
     out = tmp_path / "resumed.jsonl"
     scratch = tmp_path / "tmp"  # the run's temporary files; a SIGKILL leaves them here
     scratch.mkdir()
+    # SIGINT at its default in the run even when the tests run in the background (a shell
+    # starts background jobs with it ignored, and Python then installs no handler for it)
     proc = subprocess.Popen(_cli("select", "zip", str(pool), "-o", str(out), *opts,
                                  "--checkpoint", str(cp)), stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "TMPDIR": str(scratch)})
+                            env={**os.environ, "TMPDIR": str(scratch)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while _state_round(cp) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
