@@ -151,12 +151,9 @@ BAD_INPUTS: tuple[BadInput, ...] = (
 def registered_steps() -> dict[str, type]:
     """Every registered step, by its command (``filter length``, ``score compression``,
     ``select zip``, ...): plugins imported before the call included."""
-    from entrosel.filters import FILTERS
-    from entrosel.scoring import SCORERS
-    from entrosel.selection import SELECTORS
+    from entrosel.commands.recipe import registered_steps as by_command
 
-    return {f"{cls.verb} {name}": cls for registry in (FILTERS, SCORERS, SELECTORS)
-            for name, cls in registry.items()}
+    return by_command()
 
 
 def _kind(cls: type) -> str:

@@ -12,20 +12,20 @@ it is on the command line, options in snake_case::
       - select zip: {budget: 1000, compressor: zstd}
 
 The input is read once (a plain JSONL file in place, mapped; other inputs into memory); each
-step is handed the records the steps before it kept and leaves only small files under ``work_dir`` (default ``OUTPUT.steps/``): the positions
-of the records it keeps (``NN-KIND.kept.npy``), a score file, a report, and a completion marker
-holding its fingerprint: the input's content, the reading options, the positions every step
-before it kept, its own options, the content of the files it reads, and entrosel's version. A
-rerun skips every step whose marker matches and resumes at the first unfinished one (ZIP from
-the last round it finished: it saves its state in ``NN-select-zip.state-FINGERPRINT/`` while it
-runs); changed options or data rerun that step and, when it then keeps other records, the ones
-after it. Every
-registered filter, scorer and selector is a step (``filter NAME``, ``score NAME``, ``select
-NAME``, with the options of its class). A ``score`` step writes a score file (the next step
-that reads one, ``filter score`` or ``select prune|topk|band``, uses it unless it names
-``scores``) and ``report`` the selection report of the records so far against the recipe's
-input; both pass the records on unchanged. The last step's records are written once, to
-``output``.
+step is handed the records the steps before it kept and leaves only small files under
+``work_dir`` (default ``OUTPUT.steps/``): the positions of the records it keeps
+(``NN-KIND.kept.npy``), a score file, a report, and a completion marker holding its
+fingerprint: the input's content, the reading options, the positions every step before it
+kept, its own options, the content of the files it reads, and entrosel's version. A rerun
+skips every step whose marker matches and resumes at the first unfinished one (ZIP from the
+last round it saved: it keeps its state in ``NN-select-zip.state-FINGERPRINT/`` while it
+runs); changed options or data rerun that step and, when it then keeps other records, the
+ones after it. Every registered filter, scorer and selector is a step (``filter NAME``,
+``score NAME``, ``select NAME``, with the options of its class). A ``score`` step writes a
+score file (the next step that reads one, ``filter score`` or ``select prune|topk|band``,
+uses it unless it names ``scores``) and ``report`` the selection report of the records so far
+against the recipe's input; both pass the records on unchanged. The last step's records are
+written once, to ``output``.
 """
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ class StepKind:
     """What a step of this kind accepts (``constraints``), checks across options, makes
     (``records``: a subset of the records it is given; ``scores``; a ``report``) and runs:
     ``run(records, files, step, recipe, state) -> StepResult``, on the records the steps before
-    it kept, with ``state`` a folder for what it may resume from (:meth:`entrosel.step.Step.resumable`)."""
+    it kept, with ``state`` a folder for what it may resume from
+    (:meth:`entrosel.step.Step.resumable`)."""
 
     constraints: dict[str, Param]
     makes: str
@@ -131,9 +132,9 @@ def _step_kind(cls: type[StepClass]) -> StepKind:
         from entrosel.engines import make_engine
 
         engine = {k: v for k, v in step.options.items() if k not in fields}
-        return build(step.options).resumable(state).apply(records, files, reading=recipe.reading,
-                                         engine=make_engine("local", **engine) if engine else None,
-                                         progress=recipe.progress)
+        return build(step.options).resumable(state).apply(
+            records, files, reading=recipe.reading,
+            engine=make_engine("local", **engine) if engine else None, progress=recipe.progress)
 
     makes = "scores" if issubclass(cls, Scorer) else "records"
     return StepKind(constraints, makes, check, run, reads_scores, cls.content_fields)
@@ -178,19 +179,25 @@ def _run_report(records: RecordSet, files: StepFiles, step: Step, recipe: Recipe
     reading = {k: v for k, v in recipe.reading.items() if k != "on_error"}
     output = files.path(step.options.get("format", "html"))
     selection_report(records, output, **options, **reading)
-    return StepResult(None, f"entrosel {step.kind}: {len(records):,} records against {step.options['pool']} "
-                         f"in {time.perf_counter() - t0:.1f}s -> {output}")
+    return StepResult(None, f"entrosel {step.kind}: {len(records):,} records against "
+                            f"{step.options['pool']} in {time.perf_counter() - t0:.1f}s -> {output}")
 
 
 # every registered filter, scorer and selector is a step, written as on the command line
 STEPS: dict[str, StepKind] = {}
 
 
+def registered_steps() -> dict[str, type[StepClass]]:
+    """Every registered filter, scorer and selector, by its command (``filter length``,
+    ``score compression``, ``select zip``, ...): plugins imported before the call included."""
+    return {f"{cls.verb} {name}": cls for registry in (FILTERS, SCORERS, SELECTORS)
+            for name, cls in registry.items()}
+
+
 def steps() -> dict[str, StepKind]:
     """:data:`STEPS`, with a step for every filter, scorer and selector registered now (a
     plugin imported after this module too); entries already there are kept."""
-    kinds = {f"{cls.verb} {name}": cls for registry in (FILTERS, SCORERS, SELECTORS)
-             for name, cls in registry.items()}
+    kinds = registered_steps()
     for kind in [k for k in STEPS if k != "report" and k not in kinds]:
         del STEPS[kind]  # unregistered since
     for kind, cls in kinds.items():
@@ -520,7 +527,8 @@ def _cached_drops(item: PlannedStep, marker: dict[str, Any] | None) -> dict[int,
     untraced run, what its files say (a filter's removed rows, any step's bad records)."""
     from entrosel.io.readers import read_records
 
-    drops, rejects, removed = (item.files.path(name) for name in ("drops.jsonl", "rejects.jsonl", "removed.jsonl.gz"))
+    drops, rejects, removed = (item.files.path(name)
+                               for name in ("drops.jsonl", "rejects.jsonl", "removed.jsonl.gz"))
     if drops.exists() and drops.stat().st_size:
         fields = {f.name for f in dataclasses.fields(Removal)}
         return {r.data["position"]: Removal(**{k: v for k, v in r.data.items() if k in fields})

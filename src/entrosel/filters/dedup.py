@@ -14,10 +14,11 @@ near duplicate names an earlier record that is kept.
   similar to an earlier kept record; chains (A~B, B~C, A!~C) do not remove C through B.
 
 Memory: RAM holds 26 bytes per record (digest, index, status, has-a-shingle flag), the
-removals, and one chunk of text (4 MiB; hashed 1 MiB at a time) with its hashes; the signatures (4 x ``num_perm``
-bytes per record) and the band tables (8 bytes per band per record) go to files in a
-temporary folder (``work_dir``), and candidates are found one band at a time, so only one
-band's table is in memory (about 50 bytes per record while it is sorted and grouped).
+removals, and one chunk of text (4 MiB; hashed 1 MiB at a time) with its hashes; the
+signatures (4 x ``num_perm`` bytes per record) and the band tables (8 bytes per band per
+record) go to files in a temporary folder (``work_dir``), and candidates are found one band
+at a time, so only one band's table is in memory (about 50 bytes per record while it is
+sorted and grouped).
 """
 from __future__ import annotations
 
@@ -65,9 +66,7 @@ def _sign_chunk(texts: list[str], ngram: int, num_perm: int, seed: int, bands: i
         sigs.append(signatures(hashes, offsets, num_perm, seed))
         flags.append(np.diff(offsets) > 0)
         start = end
-    if not sigs:
-        sigs, flags = [np.zeros((0, num_perm), dtype=np.uint32)], [np.zeros(0, dtype=bool)]
-    sig = np.concatenate(sigs)
+    sig = np.concatenate(sigs)  # a chunk holds at least one text
     return sig, band_hashes(sig, bands, rows), np.concatenate(flags)
 
 

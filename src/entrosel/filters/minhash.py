@@ -120,6 +120,17 @@ def shingle_hashes(texts: list[str], ngram: int) -> tuple[np.ndarray, np.ndarray
     return hashes[order], offsets
 
 
+# the processes that have signed here: rensa may have started its Rust thread pool in them
+_SIGNED_IN: set[int] = set()
+
+
+def threads_started_here() -> bool:
+    """Whether this process has computed signatures, and so may hold rensa's thread pool: a
+    process forked from it gets the pool's state without its threads, and its first
+    signature waits on them for ever."""
+    return os.getpid() in _SIGNED_IN
+
+
 def signatures(hashes: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
     """MinHash signature of each row (``rensa``'s RMinHash): shape (rows, num_perm), uint32.
     A row with no hash gets all 0xFFFFFFFF."""
@@ -136,17 +147,6 @@ def signatures(hashes: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int
     flat = np.fromiter(itertools.chain.from_iterable(matrix.to_rows()), dtype=np.uint32,
                        count=rows * num_perm)
     return flat.reshape(rows, num_perm)
-
-
-# the processes that have signed here: rensa may have started its Rust thread pool in them
-_SIGNED_IN: set[int] = set()
-
-
-def threads_started_here() -> bool:
-    """Whether this process has computed signatures, and so may hold rensa's thread pool: a
-    process forked from it gets the pool's state without its threads, and its first
-    signature waits on them for ever."""
-    return os.getpid() in _SIGNED_IN
 
 
 def lsh_params(threshold: float, num_perm: int, false_positive_weight: float = 0.5,

@@ -127,7 +127,9 @@ def _counted(records: Iterator[Record], path: str | Path, rejects: Rejects | Non
         for record in records:
             count += 1
             yield record
-    except (gzip.BadGzipFile, EOFError, zlib.error) as e:  # a file that begins as gzip does
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        if not _is_gzip(path):
+            raise
         raise InputError(f"not a valid gzip file ({e}) after {count:,} records; "
                          "download it again or unzip it to see what it holds", path) from None
     if count == 0 and not (rejects is not None and rejects.rejected):
@@ -140,15 +142,19 @@ _GZIP_MAGIC = b"\x1f\x8b\x08"
 _BOM = b"\xef\xbb\xbf"
 
 
+def _is_gzip(path: str | Path) -> bool:
+    """Whether ``path`` is a file that begins as gzip does, whatever its name says."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC
+    except OSError:  # a folder, a Hub name
+        return False
+
+
 def _open_binary(path: Path):
     """The file's bytes, gunzipped when it is gzip whatever its name says (a ``.jsonl`` that
     is really gzip is common: a download saved without its ``.gz``)."""
-    f = open(path, "rb")
-    if f.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC:
-        f.close()
-        return gzip.open(path, "rb")
-    f.seek(0)
-    return f
+    return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
 
 
 def _first_char(path: Path) -> str:
@@ -202,8 +208,7 @@ def is_plain_jsonl(path: str | Path, input_format: str | None = None) -> bool:
     p = Path(path)
     if not p.is_file() or (input_format or detect_format(p)) != "jsonl":
         return False
-    with open(p, "rb") as f:
-        return f.read(len(_GZIP_MAGIC)) != _GZIP_MAGIC
+    return not _is_gzip(p)
 
 
 def jsonl_spans(path: str | Path, rejects: Rejects | None = None) -> Iterator[tuple[int, int, int, int]]:

@@ -18,8 +18,8 @@ with the anchor digested once per state and matches reaching back through all of
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import ctypes.util
+import dataclasses
 import functools
 import hashlib
 import mmap
@@ -384,9 +384,10 @@ class AnchoredGroup:
     """Anchored evaluators on an engine's :class:`~entrosel.engines.base.WorkerGroup`:
     anchor updates go to every worker, candidates are dealt out and their ratios gathered.
     The anchors named ``local`` live in this process instead: ZIP's stage 3 makes one small
-    call per pick (K3 a round, each against the batch so far), which costs less here than
-    the two messages per pick a worker needs (on 2 busy cores, each one waits for a time
-    slice: stage 3 took 1.6x as long on 2 workers as in one process, ``docs/scaling.md``)."""
+    call per pick (K3 a round, each against the batch so far), and on workers every pick
+    cost two messages to each (stage 3 took 1.6x as long on 2 worker processes as in one
+    on a busy 2-core machine, about as long on an idle one, and 2.6-3.1 ms more a pick on
+    a local Ray: ``docs/zip.md``, ``docs/scaling.md``)."""
 
     def __init__(self, group: Any, local: Evaluators | None = None) -> None:
         self.group = group
@@ -405,14 +406,16 @@ class AnchoredGroup:
         self.group.update(anchor, "reset", anchor, restart=True)
 
     def extend(self, anchor: str, indices: Sequence[int]) -> None:
+        indices = [int(i) for i in indices]
         if (here := self._here(anchor)) is not None:
-            return here.extend([int(i) for i in indices])
-        self.group.update(anchor, "extend", anchor, [int(i) for i in indices])
+            return here.extend(indices)
+        self.group.update(anchor, "extend", anchor, indices)
 
     def ratios(self, anchor: str, candidates: Sequence[int]) -> np.ndarray:
+        candidates = [int(i) for i in candidates]
         if (here := self._here(anchor)) is not None:
-            return here.ratios([int(i) for i in candidates])
-        return self.group.scatter("ratios", [int(i) for i in candidates], anchor)
+            return here.ratios(candidates)
+        return self.group.scatter("ratios", candidates, anchor)
 
     def close(self) -> None:
         self.group.close()

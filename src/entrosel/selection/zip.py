@@ -269,7 +269,7 @@ class ZipSelector(EngineSelector):
 
         total = self.budget if self.budget is not None else self.budget_tokens
         saved = time.perf_counter()
-        kept = (state.round, len(state.selected))  # the round a resume continues from
+        resumes_at = (state.round, len(state.selected))  # the round, the picks last saved
         try:
             with Progress("selecting", total=total, enabled=self.progress) as bar:
                 bar.update(len(state.selected) if self.budget is not None else state.tokens)
@@ -281,7 +281,7 @@ class ZipSelector(EngineSelector):
                     self._round(group, tokens, state)
                     if checkpoint is not None and time.perf_counter() - saved >= self.save_every_s:
                         checkpoint.save(state)
-                        saved, kept = time.perf_counter(), (state.round, len(state.selected))
+                        saved, resumes_at = time.perf_counter(), (state.round, len(state.selected))
                     gained = (len(state.selected) - before[0] if self.budget is not None
                               else state.tokens - before[1])
                     bar.update(gained, postfix=f"round {state.round}")
@@ -290,7 +290,7 @@ class ZipSelector(EngineSelector):
         except KeyboardInterrupt:
             if checkpoint is None:
                 raise Interrupted(state.round, len(state.selected), None) from None
-            raise Interrupted(*kept, checkpoint.folder) from None
+            raise Interrupted(*resumes_at, checkpoint.folder) from None
         except WorkerDied as e:  # only once the replacements ran out
             if checkpoint is None:
                 raise
