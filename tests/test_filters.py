@@ -1,12 +1,14 @@
 """Filters: length, exact and near dedup, score bands; the library and the command line."""
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import re
 
 import numpy as np
 import pytest
+import yaml
 
 from entrosel.cli import main
 from entrosel.commands.filter import filter_dedup, filter_length, filter_score
@@ -319,3 +321,24 @@ if __name__ == "__main__":
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "done"
+
+
+def test_a_duplicate_of_a_record_removed_later_names_its_id_in_the_verb_and_a_recipe(tmp_path):
+    words = [f"w{i}" for i in range(300)]
+    near = words[:150] + [f"b{i}" for i in range(20)] + words[170:]  # Jaccard ~0.87 to words
+    pool = write_jsonl(tmp_path / "pool.jsonl", [
+        {"id": "orig", "text": " ".join(words)}, {"id": "near", "text": " ".join(near)},
+        {"id": "copy", "text": " ".join(near)}])
+    # the exact pass keeps "near" and removes "copy" as its copy; the near pass then removes
+    # "near" itself: the row of "copy" still gives the id of the record it repeats
+    assert main(["filter", "dedup", str(pool), "-o", str(tmp_path / "out.jsonl"), "--near",
+                 "--removed-out", str(tmp_path / "removed.jsonl"), "--no-progress"]) == 0
+    by_verb = [json.loads(x) for x in lines(tmp_path / "removed.jsonl")]
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"input": str(pool), "output": str(tmp_path / "sel.jsonl"),
+                                      "steps": [{"filter dedup": {"near": True}}]}))
+    assert main(["run", str(recipe), "--no-progress"]) == 0
+    [removed] = (tmp_path / "sel.jsonl.steps").glob("*.removed.jsonl.gz")
+    by_recipe = [json.loads(x) for x in gzip.decompress(removed.read_bytes()).splitlines()]
+    assert by_verb == by_recipe
+    assert [(r["id"], r["duplicate_of_id"]) for r in by_recipe] == [("near", "orig"), ("copy", "near")]

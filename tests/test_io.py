@@ -397,3 +397,14 @@ def test_a_broken_gzip_file_is_an_input_error(tmp_path, content):
     path.write_bytes(b'\x1f\x8b{"text": "a"}\n')
     with pytest.raises(InputError, match="not valid UTF-8"):
         list(read_records(path))
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a": NaN, "b": Infinity}', b'{"a": 1e400}', b'{"a": 123456789012345678901234567890}',
+    b'{"a": "\\ud800"}', b'{"a": 1, "a": 2}', b'{"a": -0.0, "b": -0, "c": 1.0}', b'[1, 2]'])
+def test_json_lines_read_as_json_reads_them(raw):
+    # msgspec parses a line first; what it refuses (NaN, numbers past a double, lone
+    # surrogates) is read by json, so every value is the one json.loads gives
+    from entrosel.io.readers import loads
+    got, expected = loads(raw), json.loads(raw)
+    assert json.dumps(got) == json.dumps(expected) and type(got) is type(expected)

@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "entrosel"
 # (layer, the modules and packages in it), lowest first
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core: errors, hyper-parameters, registries, the step base",
-     ("errors", "params", "registry", "progress", "step", "version")),
+     ("errors", "heap", "params", "registry", "progress", "step", "version")),
     ("io: readers, writers, score files, record formats", ("io", "formats")),
     ("the pool: records read once, serialized", ("pool",)),
     ("engines: where work runs", ("engines",)),

@@ -120,7 +120,7 @@ def test_same_selection_for_any_number_of_workers(real_exchanges, monkeypatch):
     records = real_exchanges[:200]
     options = dict(k1=60, k2=20, k3=8, compressor="zstd")
     one = select_zip(records, 45, workers=1, **options)
-    monkeypatch.setattr(conditional, "THREADED_MIN_ITEMS", 1)  # every call on C threads
+    monkeypatch.setattr(conditional, "SLICE_MIN_ITEMS", 1)  # every call on threads
     assert select_zip(records, 45, workers=2, **options) == one
     assert select_zip(records, 45, workers=3, serialize="text", **options) == one
     # on worker processes, as with a zstandard that has no C threads
@@ -129,10 +129,13 @@ def test_same_selection_for_any_number_of_workers(real_exchanges, monkeypatch):
 
 
 @pytest.mark.parametrize("level", [1, 3, 9])
-def test_sizes_on_c_threads_are_those_of_one_at_a_time(real_exchanges, monkeypatch, level):
+@pytest.mark.parametrize("c_threads", [False, True])
+def test_sizes_on_threads_are_those_of_one_at_a_time(real_exchanges, monkeypatch, level, c_threads):
     texts = _texts(real_exchanges)
     digested = LongMemory(level).digest(b"\n\n".join(texts[:50]))
-    monkeypatch.setattr(conditional, "THREADED_MIN_ITEMS", 1)
+    monkeypatch.setattr(conditional, "SLICE_MIN_ITEMS", 1)
+    # slices on Python threads, or (many strings) one call on zstd's C threads
+    monkeypatch.setattr(conditional, "C_THREADS_MIN_ITEMS", 1 if c_threads else 10 ** 9)
     assert conditional.can_thread()
     alone = digested.sizes(texts[50:])
     assert digested.sizes(texts[50:], threads=3) == alone == [digested.size(x) for x in texts[50:]]

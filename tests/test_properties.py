@@ -212,3 +212,24 @@ def test_chunked_deflate_equals_one_shot(data, cuts, level):
     meter.feed(data[last:])
     meter.finish()
     assert meter.compressed_bytes == len(zlib.compress(data, level))
+
+
+json_texts = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(10 ** 30), max_value=10 ** 30)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12).map(lambda v: json.dumps(v, ensure_ascii=False).encode())
+
+
+@PROFILE
+@given(json_texts | st.binary(max_size=40))
+def test_fast_json_reading_gives_what_json_gives(raw):
+    from entrosel.io.readers import loads
+    try:
+        expected = json.loads(raw)
+    except ValueError as e:  # JSONDecodeError, or bytes that are no UTF-8/16/32
+        with pytest.raises(type(e)):
+            loads(raw)
+        return
+    got = loads(raw)
+    assert got == expected and json.dumps(got) == json.dumps(expected)  # -0.0 and 1 vs 1.0 too

@@ -6,7 +6,6 @@ into memory, so N workers share one copy of the pool instead of holding N.
 from __future__ import annotations
 
 import array
-import json
 import mmap
 import os
 import shutil
@@ -20,7 +19,7 @@ import numpy as np
 from entrosel.errors import InputError
 from entrosel.formats.render import Renderer, RenderError, Turn
 from entrosel.formats.serialize import Serialization
-from entrosel.io.readers import read_records
+from entrosel.io.readers import loads, read_records
 from entrosel.io.records import OnError, Record, Rejects
 from entrosel.progress import Progress
 
@@ -118,7 +117,7 @@ class _MappedLines:
         """Record ``i``, its line parsed now (each line was checked when it was read)."""
         start = int(self.starts[i])
         raw = self.buffer[start:start + int(self.lengths[i])]
-        return Record(int(self.index[i]), json.loads(raw), self.path, int(self.lines[i]), raw)
+        return Record(int(self.index[i]), loads(raw), self.path, int(self.lines[i]), raw)
 
     def take(self, positions: np.ndarray) -> "_MappedLines":
         return _MappedLines(self.path, self.buffer, self.starts[positions], self.lengths[positions],

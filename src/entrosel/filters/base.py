@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, Mapping, Self, Sequence, Sized
 
 from entrosel.formats.render import Turn
+from entrosel.heap import paused_gc
 from entrosel.io.records import Record, Rejects
 from entrosel.io.trace import Removal, rejected_removal
 from entrosel.io.writers import write_records
@@ -91,12 +92,14 @@ class Filter(Step):
         self.validate()
         self.rejects_ = Rejects(options.on_error)
         self.removed_: dict[int, Removal] = {}
+        self._removed_ids: dict[int, Any] = {}  # the id of each record removed while judged
         self.records_ = 0
         self._status = bytearray()  # per input index: 0 unreadable, 1 kept, 2 removed
         self._start(source, options)
         # records held (a recipe's, a list, a table) are counted, so the bar shows an ETA
         total = len(source) if isinstance(source, Sized) and not isinstance(source, (str, bytes)) else None
-        with Progress(f"filter {self.name}", total=total, unit=" records", enabled=progress) as bar:
+        with Progress(f"filter {self.name}", total=total, unit=" records", enabled=progress) as bar, \
+                paused_gc():
             batch: Batch = []
             for pair in rendered_records(source, options, self.rejects_):
                 batch.append(pair)
@@ -116,6 +119,7 @@ class Filter(Step):
             self._seen(record.index)
             if removal is not None:
                 self._remove(record.index, removal)
+                self._removed_ids[record.index] = record.data.get("id")
 
     def _seen(self, index: int) -> None:
         if index >= len(self._status):  # grow by doubling: indices arrive in order
@@ -161,35 +165,32 @@ class Filter(Step):
                                reading.get("on_error", "raise"))
         self.fit(records, options, progress, engine)
         kept = [p for p in range(len(records)) if self.is_kept(p)]
-        # rows for the removed records name the kept ones they repeat: only those are read again
-        named = sorted(set(self.removed_) | {r.duplicate_of for r in self.removed_.values()
-                                             if r.duplicate_of is not None})
-        # read in file order (a RecordSet then gives the pages behind back) and written as
-        # they come: half a million removed rows are never held at once
-        again = records.take(named) if hasattr(records, "take") else (records[p] for p in named)
-
-        def removed_rows() -> Iterator[dict[str, Any]]:
-            rows: list[dict[str, Any]] = []
-            for _ in split(self, (Record(p, r.data, "", None) for p, r in zip(named, again)), rows):
-                yield from rows
-                rows.clear()
-            yield from rows
-
-        # compressed: on a million records the rows are 54 MB, 7.6% of the pool, as text
-        write_records(removed_rows(), files.path("removed.jsonl.gz"))
+        # a removed record's row gives its id and that of the record it repeats: the ids of
+        # records removed as they were judged were kept then; the others (dedup's, decided
+        # at the end) and the records named are read again, in file order (a RecordSet then
+        # gives the pages behind back)
+        wanted = sorted({p for p in self.removed_ if p not in self._removed_ids}
+                        | {r.duplicate_of for r in self.removed_.values() if r.duplicate_of is not None})
+        again = records.take(wanted) if hasattr(records, "take") else (records[p] for p in wanted)
+        ids = {p: r.data.get("id") for p, r in zip(wanted, again)}
+        ids.update(self._removed_ids)
+        # compressed, written as they are made: on a million records the rows are 54 MB of
+        # text, 7.6% of the pool
+        write_records((self.removed_row(p, ids.get(p), ids) for p in sorted(self.removed_)),
+                      files.path("removed.jsonl.gz"))
         s = FilterSummary(len(kept), len(self.rejects_), time.perf_counter() - t0,
                           files.path("kept.npy"), self.rejects_.write(files.path("rejects.jsonl")),
                           judged=self.records_, removed=dict(self.counts_),
                           removed_file=files.path("removed.jsonl.gz"))
         return StepResult(kept, s.line(f"{self.verb} {self.name}"), drops=self.removals)
 
-    def removed_row(self, record: Record, ids: dict[int, Any]) -> dict[str, Any]:
-        """One row of ``--removed-out`` for a removed record; ``ids``: input index -> id of
-        the kept records that duplicates name."""
-        removal = self.removed_[record.index]
-        row: dict[str, Any] = {"index": record.index}
-        if record.data.get("id") is not None:
-            row["id"] = record.data["id"]
+    def removed_row(self, index: int, id_: Any, ids: Mapping[int, Any]) -> dict[str, Any]:
+        """One row of ``--removed-out`` for the removed record at input ``index`` whose id is
+        ``id_``; ``ids``: input index -> id of the records that duplicates name."""
+        removal = self.removed_[index]
+        row: dict[str, Any] = {"index": index}
+        if id_ is not None:
+            row["id"] = id_
         row.update(reason=removal.reason, detail=removal.detail)
         if removal.duplicate_of is not None:
             row["duplicate_of"] = removal.duplicate_of
@@ -205,11 +206,11 @@ def split(step: Filter, records: Iterable[Record], removed_rows: list[dict[str, 
     removed one (see :meth:`Filter.removed_row`) goes to ``removed_rows``."""
     referenced = {r.duplicate_of for r in step.removed_.values() if r.duplicate_of is not None}
     ids: dict[int, Any] = {}
-    # the kept record a duplicate names comes before it, so its id is known in time
+    # the record a duplicate names comes before it, so its id is known in time
     for record in records:
+        if record.index in referenced:  # kept, or itself removed later (dedup's near pass)
+            ids[record.index] = record.data.get("id")
         if step.is_kept(record.index):
-            if record.index in referenced:
-                ids[record.index] = record.data.get("id")
             yield record
         elif record.index in step.removed_:
-            removed_rows.append(step.removed_row(record, ids))
+            removed_rows.append(step.removed_row(record.index, record.data.get("id"), ids))

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import msgspec
+
 from entrosel.errors import InputError
 from entrosel.io.records import Record, Rejects, record_error
 
@@ -238,8 +240,29 @@ def jsonl_spans(path: str | Path, rejects: Rejects | None = None) -> Iterator[tu
         raise InputError("input holds no records", p)
 
 
+_decode_json = msgspec.json.Decoder().decode
+
+
+def loads(raw: bytes) -> Any:
+    """``json.loads(raw)``, about twice as fast: msgspec parses it, and what msgspec refuses
+    (NaN, Infinity, numbers past a double, lone surrogates, bad UTF-8, malformed text) goes
+    to ``json.loads``, which gives the value or the error it always gave (every value that
+    both give was the same on 2 million numbers; ``tests/test_readers.py``)."""
+    try:
+        return _decode_json(raw)
+    except msgspec.DecodeError:
+        return json.loads(raw)
+
+
 def parse_jsonl_line(path: str | Path, index: int, line_no: int, raw: bytes) -> Record:
     """One JSONL line as a :class:`Record`; raises :class:`InputError` naming the line."""
+    try:
+        data = _decode_json(raw)
+    except msgspec.DecodeError:
+        pass  # json's reading of it: the same value, or the error a user is shown
+    else:
+        if isinstance(data, dict):
+            return Record(index, data, str(path), line_no, raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

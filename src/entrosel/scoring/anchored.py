@@ -30,6 +30,7 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from entrosel.engines.local import default_workers
 from entrosel.formats.serialize import Framing
 from entrosel.pool import OpenItems, PoolBytes, PoolItems
 from entrosel.scoring.compression import Compressor
@@ -154,13 +155,17 @@ class ConditionalEvaluator:
         self._count = 0
         self._digested: DigestedAnchor | None = self.memory.digest(b"")
         self.index.reset()
+        self._framed: dict[int, bytes] = {}  # the last call's candidates, framed
+        self._framed_prefix = b""
 
     def _digest(self) -> DigestedAnchor:
         # once per anchor state, however many candidates are scored against it
         if self._digested is None:
-            tail = b"".join(self._blocks)
-            if self.window is not None and len(tail) > self.window:
-                tail = tail[-self.window:]
+            blocks = list(self._blocks)
+            excess = self._held - self.window if self.window is not None else 0
+            if excess > 0:  # the window begins inside the first block: one copy, not two
+                blocks[0] = blocks[0][excess:]
+            tail = b"".join(blocks)
             self._digested = self.memory.digest(tail, self._length)
         return self._digested
 
@@ -186,14 +191,27 @@ class ConditionalEvaluator:
         self._digested = None
 
     def ratios(self, candidates: Sequence[int]) -> np.ndarray:
-        prefix = self.framing.sep if self._count else self.framing.open
-        framed = self.items.framed(candidates, prefix, self.framing.close)
+        framed = self._frame(candidates, self.framing.sep if self._count else self.framing.open)
         lengths = np.fromiter(map(len, framed), dtype=np.float64, count=len(framed))
         costs = np.asarray(self._digest().sizes(framed, self.threads), dtype=np.float64)
         if self.index.far:
             for k, pick in self.index.copies(candidates):
                 costs[k] = min(costs[k], self.memory.digest(self.items[pick]).size(framed[k]))
         return (self._length + lengths) / (self._cost + costs)
+
+
+    def _frame(self, candidates: Sequence[int], prefix: bytes) -> list[bytes]:
+        """The candidates' bytes with ``prefix`` and the closing bytes. Stage 3 scores what
+        is left of one batch pick after pick, so the last call's are kept and only new ones
+        are cut out of the pool: its batch is framed once a round, not once a pick (1.3 s
+        less over 300 rounds on the 424,323-record pool; stage 2's candidates change too
+        much from round to round to gain)."""
+        last = self._framed if prefix == self._framed_prefix else {}
+        new = [i for i in candidates if i not in last]
+        made = dict(zip(new, self.items.framed(new, prefix, self.framing.close)))
+        framed = [last[i] if i in last else made[i] for i in candidates]
+        self._framed, self._framed_prefix = dict(zip(candidates, framed)), prefix
+        return framed
 
 
 def fingerprint(item: bytes) -> int:
@@ -297,7 +315,7 @@ def resolve_strategy(compressor: Compressor, strategy: str = "auto") -> str:
 
 def make_evaluator(items: OpenItems, framing: Framing, compressor: Compressor,
                    strategy: str = "auto", threads: int = 1) -> AnchoredEvaluator:
-    """The evaluator of ``strategy`` (see :func:`resolve_strategy`); ``threads``: C threads
+    """The evaluator of ``strategy`` (see :func:`resolve_strategy`); ``threads``: threads
     for scoring many candidates at once (the conditional strategy only)."""
     strategy = resolve_strategy(compressor, strategy)
     if strategy == "live":
@@ -358,7 +376,7 @@ class EvaluatorFactory:
                           self.anchors, self.threads)
 
     def threaded(self, threads: int) -> "EvaluatorFactory | None":
-        """This factory scoring on ``threads`` C threads in one process, when its strategy
+        """This factory scoring on ``threads`` threads in one process, when its strategy
         can (zstd's conditional sizes: the threads share one digested anchor, so the pool's
         text and the anchor are held once, not once per worker process); else ``None``."""
         if resolve_strategy(self.compressor, self.strategy) != "conditional" or not can_thread():
@@ -431,8 +449,12 @@ def anchored_group(engine: Any, items: Any, framing: Framing, compressor: Compre
                    strategy: str = "auto", anchors: Sequence[str] = ("selected", "batch"),
                    local: Sequence[str] = ()) -> AnchoredGroup:
     """Anchored evaluators over ``items`` (:class:`entrosel.pool.PoolItems`): those of
-    ``anchors`` on ``engine``'s workers, those of ``local`` in this process."""
+    ``anchors`` on ``engine``'s workers, those of ``local`` in this process (on as many
+    threads as the engine has workers, up to this machine's cores, where the strategy can
+    use them)."""
     factory = EvaluatorFactory(engine.portable(items), framing, compressor, strategy, tuple(anchors))
-    here = (Evaluators(ItemView.of(items), framing, compressor, strategy, tuple(local))
+    # this process's share of the cores, for the local anchors' many small calls
+    threads = min(engine.concurrency(), default_workers())
+    here = (Evaluators(ItemView.of(items), framing, compressor, strategy, tuple(local), threads)
             if local else None)
     return AnchoredGroup(engine.worker_group(factory), here)

@@ -28,9 +28,13 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Sequence
+
+import numpy as np
 
 from entrosel.errors import InputError
 from entrosel.scoring.compression import DEFAULT_LEVELS, zstd_module
@@ -123,20 +127,55 @@ class DigestedAnchor:
 
     def sizes(self, datas: Sequence[bytes], threads: int = 1) -> list[int]:
         """``C(x | anchor)`` for each ``x`` of ``datas`` (one call for many: no per-item
-        Python overhead beyond zstd's own); with ``threads`` > 1 and enough of them, zstd
-        compresses them on that many C threads, each with its own context over the one
-        digested dictionary (the same sizes, tested)."""
-        if threads > 1 and len(datas) >= THREADED_MIN_ITEMS and can_thread():
+        Python overhead beyond zstd's own). With ``threads`` > 1 and enough strings they are
+        compressed on that many threads over the one digested dictionary (the same sizes,
+        tested): many (stage 2's K1) in one call on zstd's C threads; fewer (stage 3's
+        batch) in slices of about equal bytes, each in one zstd call on a thread kept for
+        it, since zstd starts its C threads anew every call."""
+        parts = min(threads, len(datas) // SLICE_MIN_ITEMS) if can_thread() else 1
+        if parts <= 1:
+            compress = self._compressor.compress
+            return [len(compress(x)) - FRAME_HEADER for x in datas]
+        if len(datas) >= C_THREADS_MIN_ITEMS:  # zstd's own threads: no Python in between
             frames = self._compressor.multi_compress_to_buffer(list(datas), threads=threads)
             return [len(frame) - FRAME_HEADER for frame in frames]
-        compress = self._compressor.compress
-        return [len(compress(x)) - FRAME_HEADER for x in datas]
+        lengths = np.fromiter(map(len, datas), dtype=np.int64, count=len(datas))
+        ends = np.cumsum(lengths)
+        if ends[-1] == 0:  # zstd compresses no batch of empty strings
+            return self.sizes(datas, threads=1)
+        cuts = np.searchsorted(ends, ends[-1] * np.arange(1, parts) / parts).tolist()
+        bounds = list(zip([0, *cuts], [*cuts, len(datas)]))
+        others = [slice_threads(parts - 1).submit(self._slice_sizes, datas[a:b]) for a, b in bounds[1:]]
+        out = self._slice_sizes(datas[bounds[0][0]:bounds[0][1]])
+        for future in others:
+            out += future.result()
+        return out
+
+    def _slice_sizes(self, datas: Sequence[bytes]) -> list[int]:
+        if not datas:
+            return []
+        frames = self._compressor.multi_compress_to_buffer(list(datas), threads=1)
+        return [len(frame) - FRAME_HEADER for frame in frames]
 
 
-# Below this many strings, starting C threads costs more than it saves: ZIP's stage 3
-# scores 100-200 short candidates at a time, and 150 of them took 1.0 ms on one thread and
-# 1.2 ms on two (idle machine); stage 2's 10,000 take 1.7x less time on two.
-THREADED_MIN_ITEMS = 1024
+# A slice smaller than this costs more in passing it to a thread than it saves: on this
+# 2-core machine, 30 stage-3 candidates (about 1.2 KB each) took 0.91-1.00x the time of one
+# thread when halved, 60 took 1.27-1.34x, 150 took 1.50-1.53x; zstd's own C threads took
+# 0.94x for 150. From C_THREADS_MIN_ITEMS on, zstd's threads: for stage 2's 10,000 the two
+# ways took the same time within the noise of this machine (4 runs each, alternated).
+SLICE_MIN_ITEMS = 25
+C_THREADS_MIN_ITEMS = 1024
+
+
+@functools.cache
+def _thread_pool(pid: int, threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="entrosel-zstd")
+
+
+def slice_threads(threads: int) -> ThreadPoolExecutor:
+    """``threads`` threads that compress slices, made once per process (a forked worker
+    has none of its parent's threads, so it makes its own)."""
+    return _thread_pool(os.getpid(), threads)
 
 
 @functools.cache
