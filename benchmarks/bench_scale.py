@@ -104,7 +104,7 @@ class _Tee:
         return getattr(self.stream, name)
 
 
-def child(pool: Path, budget: int, work: Path, workers: int | None) -> dict:
+def child(pool: Path, budget: int, work: Path, workers: int | None, rescore: str = "all") -> dict:
     import yaml
 
     from entrosel import render_text
@@ -116,6 +116,8 @@ def child(pool: Path, budget: int, work: Path, workers: int | None) -> dict:
         (name, options), = step.items()
         if name == "select zip":
             options["budget"] = budget
+            if rescore != "all":
+                options["rescore"] = rescore
             if workers:
                 options["workers"] = workers
     recipe_path = work / "recipe.yaml"
@@ -212,16 +214,16 @@ def compare_rounds(pool: Path, srcs: list[Path], anchor_mib: list[int], candidat
 
 # --- the driver --------------------------------------------------------------------------------
 
-def run_one(pool: Path, budget: int, src: Path, workers: int | None) -> dict:
+def run_one(pool: Path, budget: int, src: Path, workers: int | None, rescore: str = "all") -> dict:
     with tempfile.TemporaryDirectory(prefix="entrosel-scale-") as work:
         env = dict(os.environ, PYTHONPATH=str(src))
         load = os.getloadavg()[0]
         out = Path(work) / "result.json"
         subprocess.run([sys.executable, __file__, "--_child", str(pool), "--budget", str(budget),
-                        "--work", work, "--result", str(out)] +
+                        "--work", work, "--result", str(out), "--rescore", rescore] +
                        (["--workers", str(workers)] if workers else []), env=env, check=True)
         result = json.loads(out.read_text())
-        result.update(src=str(src), load_start=load)
+        result.update(src=str(src), load_start=load, rescore=rescore)
         return result
 
 
@@ -236,7 +238,7 @@ def slice_pool(pool: Path, records: int, folder: Path) -> Path:
 
 
 def report(result: dict, pool_bytes: int) -> None:
-    print(f"\n{result['src']}: exit {result['exit']}, {result['selected']:,} selected "
+    print(f"\n{result['src']} (--rescore {result.get('rescore', 'all')}): exit {result['exit']}, {result['selected']:,} selected "
           f"({result.get('repeats', '?')} repeating an earlier pick's text; sha256 "
           f"{result['sha256'][:16]}), R {result['R']}, {result['wall_s']} s in all (load average {result['load_start']:.1f} "
           f"at the start, {result['load_end']:.1f} at the end)")
@@ -291,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="source tree(s) to run (default: this checkout's src/); give two to "
                          "compare versions side by side")
     ap.add_argument("--workers", type=int)
+    ap.add_argument("--rescore", choices=("all", "lazy"), action="append",
+                    help="ZIP's --rescore (repeat it to run each in turn; default: all)")
     ap.add_argument("--json", type=Path, help="write every result here")
     ap.add_argument("--plot", type=Path, nargs="*", help="plot the rounds of these result files")
     ap.add_argument("-o", "--output", type=Path, default=ROOT / "docs" / "scale-rounds.png")
@@ -303,12 +307,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    args.rescore = args.rescore or ["all"]
     mibs = [int(m) for m in args.anchor_mib.split(",")]
     if args._round:
         args.result.write_text(json.dumps(round_child(args._round, mibs, args.candidates)))
         return 0
     if args._child:
-        args.result.write_text(json.dumps(child(args._child, args.budget, args.work, args.workers)))
+        args.result.write_text(json.dumps(child(args._child, args.budget, args.work, args.workers,
+                                                args.rescore[-1])))
         return 0
     if args.plot is not None:
         results = [r for path in args.plot for r in json.loads(path.read_text())]
@@ -328,8 +334,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.json.write_text(json.dumps(results, indent=1))
             return 0
         results = []
-        for src in args.src or [ROOT / "src"]:
-            results.append(run_one(pool, args.budget, src.resolve(), args.workers))
+        for src, rescore in [(s, r) for s in args.src or [ROOT / "src"] for r in args.rescore]:
+            results.append(run_one(pool, args.budget, src.resolve(), args.workers, rescore))
             report(results[-1], pool_bytes)
             if args.json:
                 args.json.write_text(json.dumps(results, indent=1))

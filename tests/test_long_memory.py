@@ -10,6 +10,7 @@ import pytest
 zstd = pytest.importorskip("zstandard")
 
 from entrosel import ZipSelector, render_text, select_zip  # noqa: E402
+from entrosel.errors import InputError  # noqa: E402
 from entrosel.formats.serialize import Serialization  # noqa: E402
 from entrosel.pool import Pool  # noqa: E402
 from entrosel.scoring import conditional  # noqa: E402
@@ -152,12 +153,13 @@ def test_level_changes_the_match_finder_and_is_in_the_checkpoint(tmp_path, real_
     assert len(other) == 30  # level 9's lazy2 match finder runs the same algorithm
 
 
-def test_resume_replays_the_selection_round_by_round(tmp_path, real_exchanges, monkeypatch):
+@pytest.mark.parametrize("rescore", ["all", "lazy"])
+def test_resume_replays_the_selection_round_by_round(tmp_path, real_exchanges, monkeypatch, rescore):
     from entrosel.selection import zip as zip_module
     from entrosel.selection.zip import Interrupted
 
     records = real_exchanges[:150]
-    options = dict(k1=50, k2=15, k3=5, workers=1, compressor="zstd")
+    options = dict(k1=50, k2=15, k3=5, workers=1, compressor="zstd", rescore=rescore)
     expected = ZipSelector(budget=60, **options)
     expected.select(records)
     original = zip_module.ZipSelector._round
@@ -290,3 +292,37 @@ def test_a_far_pick_s_copy_costs_what_a_copy_costs(real_exchanges):
         assert abs(r_far[0] - r_near[0]) < 0.01 * r_near[0]
         # its case and spacing variant is found too, and costs what zstd charges it given the pick
         assert [(k, pick) for k, pick in far.index.copies(cands)] == [(0, 0), (2, 0)]
+
+
+def test_lazy_rescoring_scores_fewer_candidates_and_selects_as_low_a_ratio(real_exchanges, monkeypatch):
+    from entrosel.scoring.measure import measure_one
+
+    records = real_exchanges[:600]
+    scored = {"n": 0}
+    original = ConditionalEvaluator._scored
+
+    def counted(self, candidates):
+        scored["n"] += len(candidates)
+        return original(self, candidates)
+
+    monkeypatch.setattr(ConditionalEvaluator, "_scored", counted)
+    options = dict(k1=300, k2=40, k3=20, compressor="zstd", workers=1)
+    results = {}
+    for rescore in ("all", "lazy"):
+        scored["n"] = 0
+        picks = select_zip(records, 120, rescore=rescore, **options)
+        results[rescore] = (picks, scored["n"], measure_one([records[i] for i in picks])["R"])
+    (all_picks, all_n, all_r), (lazy_picks, lazy_n, lazy_r) = results["all"], results["lazy"]
+    assert len(set(lazy_picks)) == len(lazy_picks) == 120
+    assert lazy_n < 0.7 * all_n  # the point of it (3,384 of 5,760 here; at scale 2-4x fewer)
+    assert lazy_r <= all_r * 1.02  # and the selection compresses as badly (ZIP's aim)
+    # the same picks on threads and on worker processes
+    monkeypatch.setattr(conditional, "SLICE_MIN_ITEMS", 1)
+    assert select_zip(records, 120, rescore="lazy", **{**options, "workers": 2}) == lazy_picks
+    monkeypatch.setattr(EvaluatorFactory, "threaded", lambda self, threads: None)
+    assert select_zip(records, 120, rescore="lazy", **{**options, "workers": 2}) == lazy_picks
+
+
+def test_lazy_rescoring_needs_long_memory():
+    with pytest.raises(InputError, match="--rescore lazy needs --compressor zstd"):
+        ZipSelector(budget=5, rescore="lazy").validate()

@@ -191,13 +191,25 @@ class ConditionalEvaluator:
         self._digested = None
 
     def ratios(self, candidates: Sequence[int]) -> np.ndarray:
+        lengths, costs = self._scored(candidates)
+        return (self._length + lengths) / (self._cost + costs)
+
+    def costs(self, candidates: Sequence[int]) -> np.ndarray:
+        """``C(x | A)`` of each candidate (framed as :meth:`ratios` frames it)."""
+        return self._scored(candidates)[1]
+
+    def totals(self) -> tuple[int, int]:
+        """``(|A|, C(A))``: ``ratios`` is ``(|A| + |x|) / (C(A) + C(x | A))``."""
+        return self._length, self._cost
+
+    def _scored(self, candidates: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         framed = self._frame(candidates, self.framing.sep if self._count else self.framing.open)
         lengths = np.fromiter(map(len, framed), dtype=np.float64, count=len(framed))
         costs = np.asarray(self._digest().sizes(framed, self.threads), dtype=np.float64)
         if self.index.far:
             for k, pick in self.index.copies(candidates):
                 costs[k] = min(costs[k], self.memory.digest(self.items[pick]).size(framed[k]))
-        return (self._length + lengths) / (self._cost + costs)
+        return lengths, costs
 
 
     def _frame(self, candidates: Sequence[int], prefix: bytes) -> list[bytes]:
@@ -349,6 +361,14 @@ class Evaluators:
     def ratios(self, candidates: Sequence[int], anchor: str) -> np.ndarray:
         return self.by_anchor[anchor].ratios(candidates)
 
+    def costs(self, candidates: Sequence[int], anchor: str) -> np.ndarray:
+        return self.by_anchor[anchor].costs(candidates)
+
+    def totals(self, which: Sequence[int], anchor: str) -> list[int]:
+        """``|A|`` for a 0 in ``which`` and ``C(A)`` for a 1: a :class:`WorkerGroup` deals
+        out ``[0, 1]`` like any items, and every worker holds the same anchor."""
+        return [self.by_anchor[anchor].totals()[i] for i in which]
+
 
 @dataclass(frozen=True)
 class EvaluatorFactory:
@@ -434,6 +454,21 @@ class AnchoredGroup:
         if (here := self._here(anchor)) is not None:
             return here.ratios(candidates)
         return self.group.scatter("ratios", candidates, anchor)
+
+    def costs(self, anchor: str, candidates: Sequence[int]) -> np.ndarray:
+        """``C(x | A)`` of each candidate (the conditional strategy only)."""
+        candidates = [int(i) for i in candidates]
+        if (here := self._here(anchor)) is not None:
+            return here.costs(candidates)
+        return self.group.scatter("costs", candidates, anchor)
+
+    def totals(self, anchor: str) -> tuple[float, float]:
+        """``(|A|, C(A))`` of ``anchor`` (the conditional strategy only)."""
+        if (here := self._here(anchor)) is not None:
+            length, cost = here.totals()
+        else:
+            length, cost = self.group.scatter("totals", [0, 1], anchor)
+        return float(length), float(cost)
 
     def close(self) -> None:
         self.group.close()

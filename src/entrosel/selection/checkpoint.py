@@ -30,6 +30,7 @@ META_FILE = "meta.json"
 _ARRAYS = {"scores": "f", "live": "b", "selected": "i", "rounds": "i", "stage2": "f",
            "stage3": "f", "tokens": "i", "round": "i", "done": "b"}
 _DIGEST = "sha256"
+_COSTS = "costs"  # lazy rescoring's last known costs: only in the states of such runs
 
 
 @dataclass
@@ -46,6 +47,8 @@ class ZipState:
     tokens: int = 0
     round: int = 0
     done: bool = False
+    # with lazy rescoring: each sample's conditional cost when it was last scored
+    costs: np.ndarray | None = None
 
 
 class Checkpoint:
@@ -101,6 +104,8 @@ class Checkpoint:
                 if missing:
                     raise damaged(f"no {', '.join(missing)} in it")
                 arrays = {name: z[name] for name in _ARRAYS}
+                if _COSTS in z.files:
+                    arrays[_COSTS] = z[_COSTS]
                 digest = z[_DIGEST]
         except InputError:
             raise
@@ -116,7 +121,8 @@ class Checkpoint:
                         selected=arrays["selected"].tolist(), rounds=arrays["rounds"].tolist(),
                         stage2=arrays["stage2"].tolist(), stage3=arrays["stage3"].tolist(),
                         tokens=int(arrays["tokens"]), round=int(arrays["round"]),
-                        done=bool(arrays["done"]))
+                        done=bool(arrays["done"]),
+                        costs=arrays[_COSTS].copy() if _COSTS in arrays else None)
 
     def save(self, state: ZipState) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -129,6 +135,8 @@ class Checkpoint:
                   "tokens": np.asarray(state.tokens, dtype=np.int64),
                   "round": np.asarray(state.round, dtype=np.int64),
                   "done": np.asarray(state.done, dtype=bool)}
+        if state.costs is not None:
+            arrays[_COSTS] = np.asarray(state.costs, dtype=np.float64)
         buf = io.BytesIO()
         # The digest lives inside the state file, so it is replaced together with it.
         np.savez(buf, **arrays, **{_DIGEST: np.asarray(_state_digest(arrays, self.fingerprint))})
@@ -145,7 +153,7 @@ class Checkpoint:
 def _state_digest(arrays: dict[str, np.ndarray], fingerprint: dict[str, Any]) -> str:
     """SHA-256 over the fingerprint and every array's name, kind, shape and bytes."""
     h = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode())
-    for name in _ARRAYS:
+    for name in [*_ARRAYS, *([_COSTS] if _COSTS in arrays else [])]:
         a = np.ascontiguousarray(arrays[name])
         h.update(f"{name}:{a.dtype.str}:{a.shape}:".encode())
         h.update(a.tobytes())
@@ -163,6 +171,8 @@ def _inconsistency(arrays: dict[str, np.ndarray]) -> str | None:
     n, picked = len(arrays["scores"]), len(arrays["selected"])
     if len(arrays["live"]) != n:
         return f"{len(arrays['live'])} live flags for {n} scores"
+    if _COSTS in arrays and (arrays[_COSTS].dtype.kind != "f" or arrays[_COSTS].shape != (n,)):
+        return f"costs of {arrays[_COSTS].dtype} and shape {arrays[_COSTS].shape} for {n} scores"
     for name in ("rounds", "stage2", "stage3"):
         if len(arrays[name]) != picked:
             return f"{len(arrays[name])} {name} entries for {picked} selected"

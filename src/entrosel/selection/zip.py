@@ -96,6 +96,10 @@ class ZipSelector(EngineSelector):
     checkpoint: str | Path | None = option(None, "save the state after every round in DIR",
                                            metavar="DIR")
     resume: bool = option(False, "continue the run saved in --checkpoint DIR", param=Param(bool))
+    rescore: str = option("all", "stages 2 and 3: rescore every candidate (all, as ZIP.py) or only "
+                          "those whose last score, a bound, could still win (lazy: long-memory "
+                          "ZIP, approximate, several times faster; docs/zip.md)",
+                          param=Param(str, choices=("all", "lazy")), group="compression")
     strategy: str = option("auto", cli=False)  # how ratios are computed; see scoring.anchored
     # with a checkpoint, save at most this often (0: after every round, as --checkpoint does);
     # a save costs about 25 ms on 424,323 records, 6% of a round
@@ -135,7 +139,10 @@ class ZipSelector(EngineSelector):
         if self.k3 > self.k2:
             raise InputError(f"--k3 ({self.k3}) must be at most --k2 ({self.k2}): the picks are "
                              "taken from the K2 batch")
-        Compressor(self.compressor, self.level)  # refuses a level outside the compressor's range
+        compressor = Compressor(self.compressor, self.level)  # refuses a level out of range
+        if self.rescore == "lazy" and resolve_strategy(compressor, self.strategy) != "conditional":
+            raise InputError("--rescore lazy needs --compressor zstd: it bounds a candidate's "
+                             "ratio by its last conditional cost, which only long memory keeps")
         # a bad worker count or an option of another engine is refused before the pool is read
         self._make_engine()
 
@@ -181,6 +188,7 @@ class ZipSelector(EngineSelector):
             tokens = self._token_counts(source, options, pool)
             checkpoint = self._checkpoint(pool, compressor)
             state = self._start(checkpoint)
+            self._sizes, self._framing = pool.sizes.astype(np.float64), options.serialization.framing
             with self._evaluators(pool, options, compressor) as group:
                 state = self._run(pool, group, tokens, state, checkpoint)
             self.selected_ = [int(pool.index[p]) for p in state.selected]
@@ -223,6 +231,8 @@ class ZipSelector(EngineSelector):
                        "k1": self.k1, "k2": self.k2, "k3": self.k3, "serialize": self.serialize,
                        "compressor": compressor.name, "level": compressor.level,
                        "strategy": resolve_strategy(compressor, self.strategy)}
+        if self.rescore != "all":  # absent for the default, so older checkpoints still resume
+            fingerprint["rescore"] = self.rescore
         if compressor.name == "zstd":  # its match finder decides the selection
             zstd = zstd_module()
             fingerprint["zstd"] = f"zstandard {zstd.__version__}, libzstd {'.'.join(map(str, zstd.ZSTD_VERSION))}"
@@ -252,11 +262,16 @@ class ZipSelector(EngineSelector):
         if state is None:
             with Progress("scoring pool", total=n, enabled=self.progress) as bar:
                 scores = np.empty(n, dtype=np.float64)
+                costs = np.empty(n, dtype=np.float64) if self.rescore == "lazy" else None
                 for start in range(0, n, _SCORE_CHUNK):
                     chunk = range(start, min(n, start + _SCORE_CHUNK))
-                    scores[start:chunk.stop] = group.ratios("selected", chunk)
+                    if costs is None:
+                        scores[start:chunk.stop] = group.ratios("selected", chunk)
+                    else:  # the same ratios, n / C(x), with the costs kept as bounds
+                        costs[start:chunk.stop] = group.costs("selected", chunk)
+                        scores[start:chunk.stop] = self._lengths(chunk, True) / costs[start:chunk.stop]
                     bar.update(len(chunk))
-            state = ZipState(scores=scores, live=np.ones(n, dtype=bool))
+            state = ZipState(scores=scores, live=np.ones(n, dtype=bool), costs=costs)
             if checkpoint is not None:
                 checkpoint.save(state)
         else:
@@ -307,16 +322,20 @@ class ZipSelector(EngineSelector):
         candidates = live[lowest(state.scores[live], self.k1)]
         # Stage 2: rescore against the selection so far (the lazy global update). Against
         # an empty selection that is each sample's own ratio, which its score still is.
-        if state.selected:
-            stage2 = group.ratios("selected", candidates)
-        else:
+        if not state.selected:
             stage2 = state.scores[candidates]
+        elif self.rescore == "lazy":
+            stage2 = self._rescored_lazily(group, "selected", candidates, state.costs,
+                                           self.k2, lambda best: best[self.k2 - 1])
+        else:
+            stage2 = group.ratios("selected", candidates)
         order = np.lexsort((candidates, stage2))[: self.k2]
         batch = candidates[order]
         t1 = time.perf_counter()
         # Stage 3: greedy within the batch from an empty anchor.
         group.reset("batch")
         remaining = sorted(int(i) for i in batch)
+        batch_costs = np.full(len(remaining), np.inf)  # lazy: each one's last cost this round
         picked: list[tuple[int, float]] = []
         n_selected, n_tokens = len(state.selected), state.tokens
         while remaining and len(picked) < self.k3:
@@ -324,9 +343,14 @@ class ZipSelector(EngineSelector):
                 break
             if self.budget_tokens is not None and n_tokens >= self.budget_tokens:
                 break
-            ratios = group.ratios("batch", remaining)
+            if self.rescore == "lazy":
+                ratios = self._rescored_lazily(group, "batch", np.asarray(remaining), batch_costs,
+                                               1, lambda best: best[0])
+            else:
+                ratios = group.ratios("batch", remaining)
             j = int(np.argmin(ratios))  # first minimum: the lowest position
             pick = remaining.pop(j)
+            batch_costs = np.delete(batch_costs, j)
             picked.append((pick, float(ratios[j])))
             if tokens is not None:
                 n_tokens += int(tokens[pick])
@@ -350,6 +374,48 @@ class ZipSelector(EngineSelector):
             self._check_reach(state.selected, "the selection", "copies of earlier picks")
             self._check_reach([p for p, _ in picked], "a round's picks (stage 3)",
                               "repeats within a round")
+
+    def _lengths(self, positions: Any, first: bool) -> np.ndarray:
+        """``|x|`` of each sample as a ratio counts it: framed as the first of an anchor's
+        items (``first``) or as one that follows others."""
+        framing = self._framing
+        extra = len(framing.open if first else framing.sep) + len(framing.close)
+        return self._sizes[np.asarray(positions, dtype=np.int64)] + extra
+
+    def _rescored_lazily(self, group: AnchoredGroup, anchor: str, candidates: np.ndarray,
+                         costs: np.ndarray, wanted: int, cut: Any) -> np.ndarray:
+        """The ratios of ``candidates`` against ``anchor``, rescoring only those that may
+        be among the ``wanted`` lowest (``--rescore lazy``).
+
+        A candidate's cost against an anchor can only fall as the anchor grows (it finds
+        more to refer to), so its last known cost (``costs``, aligned with ``candidates``
+        and updated here; ``inf`` when unknown) bounds its ratio from below with today's
+        ``|A|`` and ``C(A)``. Candidates are rescored in the order of their bounds, in
+        growing chunks, until the ``wanted``-th lowest fresh ratio (``cut`` of the sorted
+        fresh ones) is below every bound left. Unrescored candidates get their bound. It is
+        approximate where the premise fails: zstd's fast match finder keeps one position
+        per table slot and the anchor's window slides, so a cost can also rise a little."""
+        length, cost = group.totals(anchor)
+        known = costs if anchor == "batch" else costs[candidates]
+        sizes = self._lengths(candidates, first=(length == 0))  # an empty anchor: no separator
+        ratios = (length + sizes) / (cost + known)  # bounds: inf costs give 0, scored first
+        order = np.lexsort((candidates, ratios))
+        fresh = np.zeros(len(candidates), dtype=bool)
+        done, step = 0, max(2 * wanted, 16)
+        while done < len(order):
+            chunk = order[done:done + step]
+            done, step = done + len(chunk), 2 * step
+            new = group.costs(anchor, candidates[chunk])
+            if anchor == "batch":
+                costs[chunk] = new
+            else:
+                costs[candidates[chunk]] = new
+            ratios[chunk] = (length + sizes[chunk]) / (cost + new)
+            fresh[chunk] = True
+            if fresh.sum() >= wanted and done < len(order):
+                if cut(np.sort(ratios[fresh])) < ratios[order[done]]:
+                    break
+        return ratios
 
     def _memory_reach(self, pool: Pool) -> tuple[int, int, np.ndarray] | None:
         """zstd's reach, its level and the pool's item sizes, when ratios are conditional
