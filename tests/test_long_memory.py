@@ -326,3 +326,25 @@ def test_lazy_rescoring_scores_fewer_candidates_and_selects_as_low_a_ratio(real_
 def test_lazy_rescoring_needs_long_memory():
     with pytest.raises(InputError, match="--rescore lazy needs --compressor zstd"):
         ZipSelector(budget=5, rescore="lazy").validate()
+
+
+@pytest.mark.parametrize("rescore", ["all", "lazy"])
+def test_empty_texts_are_scored_on_threads_too(monkeypatch, rescore):
+    # empty records first, then one large: a slice of the candidates may hold only empty
+    # strings, which zstd compresses one at a time (no batch of them)
+    records = [{"text": ""}] * 150 + [{"text": "x y z " * 20000}] + [
+        {"text": f"record {i} says {i * 7} and {i * 13}"} for i in range(49)]
+    picks = select_zip(records, 20, k1=200, k2=200, k3=100, compressor="zstd", workers=2,
+                       rescore=rescore)
+    assert len(picks) == len(set(picks)) == 20
+
+
+def test_lazy_ratios_frame_a_candidate_after_an_empty_pick_with_the_separator():
+    records = [{"text": ""}] + [{"text": f"sample {i}: " + "word " * (i % 17 + 3)} for i in range(60)]
+    options = dict(k1=61, k2=61, k3=6, compressor="zstd", workers=1)
+    exact, lazy = ZipSelector(budget=6, **options), ZipSelector(budget=6, rescore="lazy", **options)
+    exact.select(records)
+    lazy.select(records)
+    # the empty record goes first either way; the second pick's ratio counts the separator
+    assert exact.selected_[:2] == lazy.selected_[:2]
+    assert lazy.stage3_ratios_[:2] == exact.stage3_ratios_[:2]

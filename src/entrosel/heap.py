@@ -14,8 +14,8 @@ def paused_gc() -> Iterator[None]:
     A full collection walks every object still alive, and while a pass keeps more and more
     of them (a filter's removals: half a million on a million records) it comes again each
     time their number grows by a quarter: the length filter's pass over a million records
-    took 16.1 s with the collector on and 8.8 s with it off. A collector already off is left
-    off."""
+    took 17.9 s with the collector on and 10.1 s with it off
+    (``benchmarks/bench_hotpaths.py``). A collector already off is left off."""
     was_on = gc.isenabled()
     gc.disable()
     try:

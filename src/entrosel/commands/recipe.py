@@ -46,7 +46,6 @@ from entrosel.commands.options import drop_options, drop_outputs, progress_optio
 from entrosel.errors import InputError
 from entrosel.filters import FILTERS
 from entrosel.filters.params import Param, ParameterError, check_params
-from entrosel.heap import paused_gc
 from entrosel.io.atomic import atomic_path
 from entrosel.io.fingerprint import content_sha256
 from entrosel.io.readers import INPUT_FORMATS, hub_name
@@ -133,10 +132,9 @@ def _step_kind(cls: type[StepClass]) -> StepKind:
         from entrosel.engines import make_engine
 
         engine = {k: v for k, v in step.options.items() if k not in fields}
-        with paused_gc():  # a step keeps up to a row per record (see entrosel.heap)
-            return build(step.options).resumable(state).apply(
-                records, files, reading=recipe.reading,
-                engine=make_engine("local", **engine) if engine else None, progress=recipe.progress)
+        return build(step.options).resumable(state).apply(
+            records, files, reading=recipe.reading,
+            engine=make_engine("local", **engine) if engine else None, progress=recipe.progress)
 
     makes = "scores" if issubclass(cls, Scorer) else "records"
     return StepKind(constraints, makes, check, run, reads_scores, cls.content_fields)

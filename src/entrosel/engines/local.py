@@ -324,7 +324,7 @@ class LocalEngine(Engine):
     """Worker processes on this machine (the default): ``workers`` of them, 0 or ``None``
     for all cores, 1 to run in this process."""
 
-    workers: int | None = option(None, "worker processes, or C threads in one process where a "
+    workers: int | None = option(None, "worker processes, or threads in one process where a "
                                  "step can use them (select zip --compressor zstd) (default: all cores)",
                                  param=Param(int, low=0), metavar="N")
 

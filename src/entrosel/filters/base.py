@@ -68,6 +68,8 @@ class Filter(Step):
 
     batch_size: ClassVar[int] = 1024
     verb: ClassVar[str] = "filter"
+    # set by apply() for its fit: keep the id of each record removed while judged (its rows)
+    _keeps_ids = False
 
     def note(self) -> str:
         """What the one-line summary adds after ``fit`` (settings it derived), or ``""``."""
@@ -92,7 +94,8 @@ class Filter(Step):
         self.validate()
         self.rejects_ = Rejects(options.on_error)
         self.removed_: dict[int, Removal] = {}
-        self._removed_ids: dict[int, Any] = {}  # the id of each record removed while judged
+        # the id of each record removed while judged, when apply() asks for them
+        self._removed_ids: dict[int, Any] | None = {} if self._keeps_ids else None
         self.records_ = 0
         self._status = bytearray()  # per input index: 0 unreadable, 1 kept, 2 removed
         self._start(source, options)
@@ -119,7 +122,8 @@ class Filter(Step):
             self._seen(record.index)
             if removal is not None:
                 self._remove(record.index, removal)
-                self._removed_ids[record.index] = record.data.get("id")
+                if self._removed_ids is not None:
+                    self._removed_ids[record.index] = record.data.get("id")
 
     def _seen(self, index: int) -> None:
         if index >= len(self._status):  # grow by doubling: indices arrive in order
@@ -163,7 +167,11 @@ class Filter(Step):
         reading = reading or {}
         options = InputOptions(None, "text", reading.get("text_field"), reading.get("template"),
                                reading.get("on_error", "raise"))
-        self.fit(records, options, progress, engine)
+        self._keeps_ids = True
+        try:
+            self.fit(records, options, progress, engine)
+        finally:
+            self._keeps_ids = False
         kept = [p for p in range(len(records)) if self.is_kept(p)]
         # a removed record's row gives its id and that of the record it repeats: the ids of
         # records removed as they were judged were kept then; the others (dedup's, decided

@@ -198,9 +198,10 @@ class ConditionalEvaluator:
         """``C(x | A)`` of each candidate (framed as :meth:`ratios` frames it)."""
         return self._scored(candidates)[1]
 
-    def totals(self) -> tuple[int, int]:
-        """``(|A|, C(A))``: ``ratios`` is ``(|A| + |x|) / (C(A) + C(x | A))``."""
-        return self._length, self._cost
+    def totals(self) -> tuple[int, int, int]:
+        """``(|A|, C(A), items in A)``: ``ratios`` is ``(|A| + |x|) / (C(A) + C(x | A))``,
+        ``x`` framed as the first item when ``A`` has none."""
+        return self._length, self._cost, self._count
 
     def _scored(self, candidates: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         framed = self._frame(candidates, self.framing.sep if self._count else self.framing.open)
@@ -365,8 +366,9 @@ class Evaluators:
         return self.by_anchor[anchor].costs(candidates)
 
     def totals(self, which: Sequence[int], anchor: str) -> list[int]:
-        """``|A|`` for a 0 in ``which`` and ``C(A)`` for a 1: a :class:`WorkerGroup` deals
-        out ``[0, 1]`` like any items, and every worker holds the same anchor."""
+        """``|A|`` for a 0 in ``which``, ``C(A)`` for a 1 and its item count for a 2: a
+        :class:`WorkerGroup` deals out ``[0, 1, 2]`` like any items, and every worker holds
+        the same anchor."""
         return [self.by_anchor[anchor].totals()[i] for i in which]
 
 
@@ -462,13 +464,13 @@ class AnchoredGroup:
             return here.costs(candidates)
         return self.group.scatter("costs", candidates, anchor)
 
-    def totals(self, anchor: str) -> tuple[float, float]:
-        """``(|A|, C(A))`` of ``anchor`` (the conditional strategy only)."""
+    def totals(self, anchor: str) -> tuple[float, float, int]:
+        """``(|A|, C(A), items in A)`` of ``anchor`` (the conditional strategy only)."""
         if (here := self._here(anchor)) is not None:
-            length, cost = here.totals()
+            length, cost, count = here.totals()
         else:
-            length, cost = self.group.scatter("totals", [0, 1], anchor)
-        return float(length), float(cost)
+            length, cost, count = self.group.scatter("totals", [0, 1, 2], anchor)
+        return float(length), float(cost), int(count)
 
     def close(self) -> None:
         self.group.close()

@@ -136,13 +136,13 @@ class DigestedAnchor:
         if parts <= 1:
             compress = self._compressor.compress
             return [len(compress(x)) - FRAME_HEADER for x in datas]
-        if len(datas) >= C_THREADS_MIN_ITEMS:  # zstd's own threads: no Python in between
-            frames = self._compressor.multi_compress_to_buffer(list(datas), threads=threads)
-            return [len(frame) - FRAME_HEADER for frame in frames]
         lengths = np.fromiter(map(len, datas), dtype=np.int64, count=len(datas))
         ends = np.cumsum(lengths)
         if ends[-1] == 0:  # zstd compresses no batch of empty strings
             return self.sizes(datas, threads=1)
+        if len(datas) >= C_THREADS_MIN_ITEMS:  # zstd's own threads: no Python in between
+            frames = self._compressor.multi_compress_to_buffer(list(datas), threads=threads)
+            return [len(frame) - FRAME_HEADER for frame in frames]
         cuts = np.searchsorted(ends, ends[-1] * np.arange(1, parts) / parts).tolist()
         bounds = list(zip([0, *cuts], [*cuts, len(datas)]))
         others = [slice_threads(parts - 1).submit(self._slice_sizes, datas[a:b]) for a, b in bounds[1:]]
@@ -152,17 +152,17 @@ class DigestedAnchor:
         return out
 
     def _slice_sizes(self, datas: Sequence[bytes]) -> list[int]:
-        if not datas:
-            return []
+        if not any(datas):  # zstd compresses no batch of empty strings (nor an empty batch)
+            return self.sizes(datas, threads=1)
         frames = self._compressor.multi_compress_to_buffer(list(datas), threads=1)
         return [len(frame) - FRAME_HEADER for frame in frames]
 
 
-# A slice smaller than this costs more in passing it to a thread than it saves: on this
-# 2-core machine, 30 stage-3 candidates (about 1.2 KB each) took 0.91-1.00x the time of one
-# thread when halved, 60 took 1.27-1.34x, 150 took 1.50-1.53x; zstd's own C threads took
-# 0.94x for 150. From C_THREADS_MIN_ITEMS on, zstd's threads: for stage 2's 10,000 the two
-# ways took the same time within the noise of this machine (4 runs each, alternated).
+# Below this many strings a slice costs more in passing it to a thread than it saves (a
+# handful of zstd calls); 150 stage-3 candidates of about 1.2 KB took 1.50x less time in two
+# slices, against 0.83x on zstd's own C threads (benchmarks/bench_hotpaths.py). From
+# C_THREADS_MIN_ITEMS on, zstd's threads: for stage 2's 10,000 the two ways took the same
+# time within the noise of this machine.
 SLICE_MIN_ITEMS = 25
 C_THREADS_MIN_ITEMS = 1024
 

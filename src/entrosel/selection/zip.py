@@ -98,7 +98,7 @@ class ZipSelector(EngineSelector):
     resume: bool = option(False, "continue the run saved in --checkpoint DIR", param=Param(bool))
     rescore: str = option("all", "stages 2 and 3: rescore every candidate (all, as ZIP.py) or only "
                           "those whose last score, a bound, could still win (lazy: long-memory "
-                          "ZIP, approximate, several times faster; docs/zip.md)",
+                          "ZIP, approximate, about 2x faster; docs/zip.md)",
                           param=Param(str, choices=("all", "lazy")), group="compression")
     strategy: str = option("auto", cli=False)  # how ratios are computed; see scoring.anchored
     # with a checkpoint, save at most this often (0: after every round, as --checkpoint does);
@@ -395,13 +395,14 @@ class ZipSelector(EngineSelector):
         fresh ones) is below every bound left. Unrescored candidates get their bound. It is
         approximate where the premise fails: zstd's fast match finder keeps one position
         per table slot and the anchor's window slides, so a cost can also rise a little."""
-        length, cost = group.totals(anchor)
+        length, cost, count = group.totals(anchor)
         known = costs if anchor == "batch" else costs[candidates]
-        sizes = self._lengths(candidates, first=(length == 0))  # an empty anchor: no separator
+        sizes = self._lengths(candidates, first=(count == 0))  # an empty anchor: no separator
         ratios = (length + sizes) / (cost + known)  # bounds: inf costs give 0, scored first
         order = np.lexsort((candidates, ratios))
         fresh = np.zeros(len(candidates), dtype=bool)
-        done, step = 0, max(2 * wanted, 16)
+        # no cost known (a round's first stage-3 step): all of them, in one call
+        done, step = 0, len(order) if np.isinf(known).all() else max(2 * wanted, 16)
         while done < len(order):
             chunk = order[done:done + step]
             done, step = done + len(chunk), 2 * step
