@@ -247,8 +247,8 @@ def loads(raw: bytes) -> Any:
     """``json.loads(raw)``, faster (5.6 against 9.9 us a line of the scale pool:
     ``benchmarks/bench_hotpaths.py``): msgspec parses it, and what msgspec refuses
     (NaN, Infinity, numbers past a double, lone surrogates, bad UTF-8, malformed text) goes
-    to ``json.loads``, which gives the value or the error it always gave (every value that
-    both give was the same on 2 million numbers; ``tests/test_properties.py``, ``tests/test_io.py``)."""
+    to ``json.loads``, which gives the value or the error it always gave (property test:
+    ``tests/test_properties.py``; edge cases: ``tests/test_io.py``)."""
     try:
         return _decode_json(raw)
     except msgspec.DecodeError:
