@@ -212,7 +212,6 @@ class ConditionalEvaluator:
                 costs[k] = min(costs[k], self.memory.digest(self.items[pick]).size(framed[k]))
         return lengths, costs
 
-
     def _frame(self, candidates: Sequence[int], prefix: bytes) -> list[bytes]:
         """The candidates' bytes with ``prefix`` and the closing bytes. Stage 3 scores what
         is left of one batch pick after pick, so the last call's are kept and only new ones

@@ -325,8 +325,8 @@ class ZipSelector(EngineSelector):
         if not state.selected:
             stage2 = state.scores[candidates]
         elif self.rescore == "lazy":
-            stage2 = self._rescored_lazily(group, "selected", candidates, state.costs,
-                                           self.k2, lambda best: best[self.k2 - 1])
+            costs = state.costs[candidates]  # a copy: the state changes once the round is done
+            stage2 = self._rescored_lazily(group, "selected", candidates, costs, self.k2)
         else:
             stage2 = group.ratios("selected", candidates)
         order = np.lexsort((candidates, stage2))[: self.k2]
@@ -344,8 +344,7 @@ class ZipSelector(EngineSelector):
             if self.budget_tokens is not None and n_tokens >= self.budget_tokens:
                 break
             if self.rescore == "lazy":
-                ratios = self._rescored_lazily(group, "batch", np.asarray(remaining), batch_costs,
-                                               1, lambda best: best[0])
+                ratios = self._rescored_lazily(group, "batch", np.asarray(remaining), batch_costs, 1)
             else:
                 ratios = group.ratios("batch", remaining)
             j = int(np.argmin(ratios))  # first minimum: the lowest position
@@ -359,6 +358,8 @@ class ZipSelector(EngineSelector):
         t2 = time.perf_counter()
 
         state.scores[candidates] = stage2
+        if self.rescore == "lazy" and state.selected:
+            state.costs[candidates] = costs
         state.live[batch] = False
         state.round += 1
         stage2_of = dict(zip(candidates.tolist(), stage2.tolist()))
@@ -383,7 +384,7 @@ class ZipSelector(EngineSelector):
         return self._sizes[np.asarray(positions, dtype=np.int64)] + extra
 
     def _rescored_lazily(self, group: AnchoredGroup, anchor: str, candidates: np.ndarray,
-                         costs: np.ndarray, wanted: int, cut: Any) -> np.ndarray:
+                         costs: np.ndarray, wanted: int) -> np.ndarray:
         """The ratios of ``candidates`` against ``anchor``, rescoring only those that may
         be among the ``wanted`` lowest (``--rescore lazy``).
 
@@ -391,30 +392,24 @@ class ZipSelector(EngineSelector):
         more to refer to), so its last known cost (``costs``, aligned with ``candidates``
         and updated here; ``inf`` when unknown) bounds its ratio from below with today's
         ``|A|`` and ``C(A)``. Candidates are rescored in the order of their bounds, in
-        growing chunks, until the ``wanted``-th lowest fresh ratio (``cut`` of the sorted
-        fresh ones) is below every bound left. Unrescored candidates get their bound. It is
+        growing chunks, until the ``wanted``-th lowest fresh ratio is below every bound left. Unrescored candidates get their bound. It is
         approximate where the premise fails: zstd's fast match finder keeps one position
         per table slot and the anchor's window slides, so a cost can also rise a little."""
         length, cost, count = group.totals(anchor)
-        known = costs if anchor == "batch" else costs[candidates]
         sizes = self._lengths(candidates, first=(count == 0))  # an empty anchor: no separator
-        ratios = (length + sizes) / (cost + known)  # bounds: inf costs give 0, scored first
+        ratios = (length + sizes) / (cost + costs)  # bounds: inf costs give 0, scored first
         order = np.lexsort((candidates, ratios))
         fresh = np.zeros(len(candidates), dtype=bool)
         # no cost known (a round's first stage-3 step): all of them, in one call
-        done, step = 0, len(order) if np.isinf(known).all() else max(2 * wanted, 16)
+        done, step = 0, len(order) if np.isinf(costs).all() else max(2 * wanted, 16)
         while done < len(order):
             chunk = order[done:done + step]
             done, step = done + len(chunk), 2 * step
-            new = group.costs(anchor, candidates[chunk])
-            if anchor == "batch":
-                costs[chunk] = new
-            else:
-                costs[candidates[chunk]] = new
-            ratios[chunk] = (length + sizes[chunk]) / (cost + new)
+            costs[chunk] = group.costs(anchor, candidates[chunk])
+            ratios[chunk] = (length + sizes[chunk]) / (cost + costs[chunk])
             fresh[chunk] = True
             if fresh.sum() >= wanted and done < len(order):
-                if cut(np.sort(ratios[fresh])) < ratios[order[done]]:
+                if np.partition(ratios[fresh], wanted - 1)[wanted - 1] < ratios[order[done]]:
                     break
         return ratios
 
